@@ -1,0 +1,26 @@
+"""What a service asks of an engine adapter: start this, give me an endpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from kitt.domain.results import EngineMode
+
+
+class EngineLaunch(msgspec.Struct, frozen=True, kw_only=True):
+    """A request to make an engine serve `model` and answer on an OpenAI-compatible endpoint."""
+
+    engine: str
+    model: str
+    mode: EngineMode
+    run_id: str
+    # Where the engine's own log goes (native and simulated modes).
+    log_dir: Path
+    # Seconds to wait for the engine to become healthy.
+    startup_timeout_s: float = 600.0
+    # external mode: the URL of the running server.
+    endpoint: str | None = None
+    image: str | None = None
+    engine_args: tuple[str, ...] = ()

@@ -1,0 +1,171 @@
+"""The ports: what kitt's services need from the outside world, in the domain's language.
+
+Adapters (in the top-level `adapters` package) implement these; the composition root
+(kitt/container.py) wires them; unit tests substitute fakes (tests/fakes.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from kitt.domain.engine import EngineLaunch
+from kitt.domain.hardware import HardwareInfo
+from kitt.domain.records import RequestRecord, StreamResult
+from kitt.domain.results import EngineInfo, RunConfig, RunMetrics
+from kitt.domain.workload import PromptRequest
+
+
+class RunningEngine(Protocol):
+    """An engine that answered its health check."""
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL of the OpenAI-compatible API, e.g. http://127.0.0.1:8000."""
+        ...
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def failure(self) -> str | None:
+        """Why the engine is gone (process exited, container died, with its last log lines),
+        or None while it is, as far as can be told, still serving."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the engine and release everything it holds. Safe to call twice."""
+        ...
+
+
+class Engine(Protocol):
+    def start(self, launch: EngineLaunch) -> RunningEngine:
+        """Start (or reach) the engine and return once it is healthy.
+
+        Raises EngineError, after releasing what it started, when the engine does not become
+        healthy within launch.startup_timeout_s or exits on the way.
+        """
+        ...
+
+
+class InferenceClient(Protocol):
+    """Streams completions from one OpenAI-compatible endpoint. Use as an async context manager."""
+
+    async def __aenter__(self) -> InferenceClient: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def served_models(self) -> list[str]:
+        """Model names the server offers (GET /v1/models)."""
+        ...
+
+    async def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` by the engine's own tokenizer; None when it has no such endpoint."""
+        ...
+
+    async def open_connections(self, count: int) -> None:
+        """Open `count` pooled connections so that measured requests never pay connection set-up."""
+        ...
+
+    async def send(self, request: PromptRequest) -> StreamResult:
+        """Send one streaming request and observe it to the end. Never raises for a failed
+        request: failures come back as a StreamResult with error_kind set."""
+        ...
+
+
+class InferenceClientFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        pool_size: int,
+        request_timeout_s: float,
+        api_key: str | None = None,
+    ) -> InferenceClient: ...
+
+
+class HardwareProbe(Protocol):
+    def probe(self) -> HardwareInfo:
+        """Describe this machine. Never fails for a missing GPU library: it says so instead."""
+        ...
+
+
+class RunWriter(Protocol):
+    """Writes one run's files into its output directory as the run goes."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    def append_request(self, record: RequestRecord) -> None:
+        """Append one line to requests.jsonl, flushed, so a crash loses no finished request."""
+        ...
+
+    def write_results(
+        self, metrics: RunMetrics, config: RunConfig, hardware: HardwareInfo
+    ) -> None:
+        """Atomically write metrics.json, config.json, hardware.json and summary.md."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ResultStore(Protocol):
+    def create_run(self, directory: Path) -> RunWriter:
+        """Prepare `directory` for a new run (created if needed; an earlier run's files there
+        are replaced)."""
+        ...
+
+    def load_metrics(self, directory: Path) -> RunMetrics:
+        """Read and validate DIR/metrics.json; ResultFileError names the file and field."""
+        ...
+
+    def find_runs(self, directory: Path) -> list[Path]:
+        """Every directory at or below `directory` that holds a metrics.json, sorted."""
+        ...
+
+
+class ProgressListener(Protocol):
+    """Hears about a run as it goes; the CLI draws it. Called on the event loop: keep it cheap."""
+
+    def scenario_started(
+        self, scenario: str, repetition: int, repetitions: int, total: int | None
+    ) -> None: ...
+
+    def request_finished(self, record: RequestRecord) -> None: ...
+
+    def scenario_finished(self, scenario: str, repetition: int) -> None: ...
+
+    def note(self, message: str) -> None:
+        """Something the user should know now (a warning, an engine event)."""
+        ...
+
+
+class PostedComment(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def url(self) -> str | None: ...
+
+
+class VcsHost(Protocol):
+    """A pull/merge request on a forge (GitHub, GitLab, Gitea) that kitt comments on."""
+
+    @property
+    def max_body_chars(self) -> int: ...
+
+    def find_comment(self, marker: str) -> PostedComment | None:
+        """The comment by the token's own user containing `marker`, searched across all pages."""
+        ...
+
+    def create_comment(self, body: str) -> PostedComment: ...
+
+    def update_comment(self, comment_id: str, body: str) -> PostedComment | None:
+        """Replace the body; None when that comment no longer exists."""
+        ...
