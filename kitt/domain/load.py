@@ -21,8 +21,9 @@ Pattern = Literal["closed", "poisson", "constant"]
 
 class LoadSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pattern: Pattern = "closed"
-    # closed: number of workers; open loop: cap on requests in flight (0 = no cap).
-    concurrency: int = 1
+    # closed: number of workers (default 1); open loop: cap on requests in flight
+    # (default, or 0: no cap).
+    concurrency: int | None = None
     rate_rps: float | None = None
     requests: int | None = None
     duration_s: float | None = None
@@ -38,14 +39,14 @@ class LoadSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if self.warmup_requests < 0:
             raise ValueError("warmup_requests must be >= 0")
         if self.pattern == "closed":
-            if self.concurrency < 1:
+            if self.concurrency is not None and self.concurrency < 1:
                 raise ValueError("a closed loop needs concurrency >= 1")
             if self.rate_rps is not None:
                 raise ValueError("rate_rps applies to the poisson and constant patterns only")
         else:
             if self.rate_rps is None or self.rate_rps <= 0:
                 raise ValueError(f"the {self.pattern} pattern needs rate_rps > 0")
-            if self.concurrency < 0:
+            if self.concurrency is not None and self.concurrency < 0:
                 raise ValueError("concurrency must be >= 0 (0 = no cap)")
 
     @property
@@ -56,7 +57,7 @@ class LoadSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def max_in_flight(self) -> int | None:
         """Requests in flight at most; None when unbounded (open loop without a cap)."""
         if self.pattern == "closed":
-            return self.concurrency
+            return self.concurrency or 1
         return self.concurrency or None
 
     def pool_size(self) -> int:

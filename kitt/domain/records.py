@@ -45,7 +45,7 @@ class StreamResult(msgspec.Struct, frozen=True, kw_only=True):
 
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One line of requests.jsonl. Times in milliseconds; `start_ms`/`end_ms` are relative to
-    the opening of the repetition's measured window (warm-up records have negative times)."""
+    the opening of the repetition's measured window (for warm-up records: of the warm-up)."""
 
     scenario: str
     repetition: int

@@ -36,7 +36,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def __post_init__(self) -> None:
         if not self.name or any(c.isspace() or c == "/" for c in self.name):
-            raise ValueError(f"scenario name {self.name!r} must be non-empty, without spaces or '/'")
+            raise ValueError(f"scenario name {self.name!r} needs characters, no spaces, no '/'")
         if self.request_timeout_s <= 0:
             raise ValueError("request_timeout_s must be > 0")
 

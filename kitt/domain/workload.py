@@ -94,11 +94,8 @@ class SyntheticWorkload:
         self._stream = stream
         self._tokens_per_word = tokens_per_word
         shared_words = self._words_for(spec.shared_prefix_tokens)
-        self._shared_prefix = (
-            " ".join(random.Random(derive_seed(seed, "shared")).choices(_VOCABULARY, k=shared_words))
-            if shared_words
-            else ""
-        )
+        shared_rng = random.Random(derive_seed(seed, "shared"))
+        self._shared_prefix = " ".join(shared_rng.choices(_VOCABULARY, k=shared_words))
 
     def _words_for(self, tokens: int) -> int:
         return max(0, round(tokens / self._tokens_per_word))

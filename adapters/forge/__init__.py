@@ -1,0 +1,1 @@
+"""forge adapters."""
