@@ -152,21 +152,23 @@ class BenchmarkService:
         return sorted(self._engines)
 
     def _select_engine(self, request: RunRequest) -> tuple[Engine, EngineMode]:
-        mode = request.mode or ("external" if request.endpoint else None)
-        if mode is None:
-            mode = _DEFAULT_MODES.get(request.engine)
-        if mode == "external":
+        if request.endpoint or request.mode == "external" or request.engine == "external":
             if not request.endpoint:
                 raise UsageError("external mode needs --endpoint URL (the server's base URL)")
-            return self._engines["external"], mode
-        if request.engine not in self._engines or request.engine == "external" or mode is None:
+            if request.mode not in (None, "external"):
+                raise UsageError(f"--endpoint means external mode; it cannot be combined with "
+                                 f"--mode {request.mode}")
+            return self._engines["external"], "external"
+        if request.engine not in self._engines:
             known = ", ".join(e for e in self.known_engines() if e != "external")
             raise UsageError(
                 f"unknown engine {request.engine!r}: kitt can run {known}; "
                 "for a server that is already running use -e external --endpoint URL"
             )
-        if request.endpoint:
-            raise UsageError(f"--endpoint applies to external mode, not to {request.engine!r}")
+        mode = _DEFAULT_MODES[request.engine]
+        if request.mode is not None and request.mode != mode:
+            raise UsageError(f"engine {request.engine!r} has no {request.mode} mode "
+                             f"(it runs in {mode} mode)")
         return self._engines[request.engine], mode
 
     def run(self, request: RunRequest, progress: ProgressListener) -> RunOutcome:

@@ -1,0 +1,218 @@
+"""Hand-written fakes of kitt's ports, for unit and CLI tests. Each behaves like the real adapter
+it stands for (see the contract tests in tests/adapters/test_contracts.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kitt.domain.engine import EngineLaunch
+from kitt.domain.errors import EngineError, ResultFileError
+from kitt.domain.hardware import HardwareInfo, HostInfo, fingerprint
+from kitt.domain.records import RequestRecord, StreamResult
+from kitt.domain.results import EngineInfo, RunConfig, RunMetrics
+from kitt.domain.workload import PromptRequest
+
+
+class FakeRunningEngine:
+    def __init__(self, launch: EngineLaunch, *, dies_after_s: float | None = None) -> None:
+        self.launch = launch
+        self.stopped = 0
+        self._started = time.monotonic()
+        self._dies_after_s = dies_after_s
+
+    @property
+    def endpoint(self) -> str:
+        return "http://fake-engine.invalid:8000"
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(name=self.launch.engine, mode=self.launch.mode, endpoint=self.endpoint,
+                          version="fake-1.0")
+
+    def failure(self) -> str | None:
+        if self.stopped:
+            return "stopped"
+        if self._dies_after_s is not None and time.monotonic() - self._started > self._dies_after_s:
+            return "process exited with code 137; last log lines: killed"
+        return None
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+class FakeEngine:
+    """Starts instantly, or fails to start, or dies after a while."""
+
+    def __init__(self, *, start_error: str | None = None, dies_after_s: float | None = None):
+        self.start_error = start_error
+        self.dies_after_s = dies_after_s
+        self.started: list[FakeRunningEngine] = []
+
+    def start(self, launch: EngineLaunch) -> FakeRunningEngine:
+        if self.start_error:
+            raise EngineError(self.start_error)
+        running = FakeRunningEngine(launch, dies_after_s=self.dies_after_s)
+        self.started.append(running)
+        return running
+
+
+class FakeInferenceClient:
+    """Streams `max_tokens` tokens with a fixed TTFT and inter-token gap using real sleeps, so
+    the timing kitt measures through it is known. `fail` decides per request index whether
+    (and how) a request fails."""
+
+    def __init__(
+        self,
+        *,
+        ttft_s: float = 0.002,
+        itl_s: float = 0.0005,
+        models: tuple[str, ...] = ("demo",),
+        tokens_per_word: float | None = None,
+        fail: Callable[[PromptRequest], str | None] = lambda request: None,
+        send_usage: bool = True,
+    ) -> None:
+        self.ttft_s = ttft_s
+        self.itl_s = itl_s
+        self.models = models
+        self.tokens_per_word = tokens_per_word
+        self.fail = fail
+        self.send_usage = send_usage
+        self.sent: list[PromptRequest] = []
+        self.opened_connections = 0
+        self.closed = False
+
+    async def __aenter__(self) -> FakeInferenceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closed = True
+
+    async def served_models(self) -> list[str]:
+        return list(self.models)
+
+    async def count_tokens(self, text: str) -> int | None:
+        if self.tokens_per_word is None:
+            return None
+        return round(len(text.split()) * self.tokens_per_word)
+
+    async def open_connections(self, count: int) -> None:
+        self.opened_connections = max(self.opened_connections, count)
+
+    async def send(self, request: PromptRequest) -> StreamResult:
+        self.sent.append(request)
+        t0 = time.perf_counter_ns()
+        error = self.fail(request)
+        if error:
+            await asyncio.sleep(self.ttft_s)
+            return StreamResult(t0_ns=t0, end_ns=time.perf_counter_ns(), error_kind=error,
+                                error=f"injected {error}")
+        await asyncio.sleep(self.ttft_s)
+        content = [time.perf_counter_ns()]
+        for _ in range(request.max_tokens - 1):
+            await asyncio.sleep(self.itl_s)
+            content.append(time.perf_counter_ns())
+        return StreamResult(
+            t0_ns=t0,
+            end_ns=time.perf_counter_ns(),
+            content_ns=tuple(content),
+            prompt_tokens=len(request.prompt.split()) if self.send_usage else None,
+            completion_tokens=request.max_tokens if self.send_usage else None,
+            finish_reason="length",
+        )
+
+
+class FakeClientFactory:
+    """InferenceClientFactory that hands out one shared FakeInferenceClient and remembers the
+    arguments it was called with."""
+
+    def __init__(self, client: FakeInferenceClient | None = None) -> None:
+        self.client = client or FakeInferenceClient()
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, **kwargs: object) -> FakeInferenceClient:
+        self.calls.append(kwargs)
+        return self.client
+
+
+def fake_host(**overrides: object) -> HostInfo:
+    fields: dict[str, object] = {
+        "cpu_model": "Fake CPU 9000", "physical_cores": 2, "logical_cores": 4,
+        "memory_bytes": 24 * 2**30, "os": "FakeOS 1", "kernel": "6.1.0-fake",
+        "architecture": "x86_64", "python": "3.11.7",
+    }
+    fields.update(overrides)
+    return HostInfo(**fields)  # type: ignore[arg-type]
+
+
+class FakeHardwareProbe:
+    def __init__(self, host: HostInfo | None = None) -> None:
+        self.host = host or fake_host()
+
+    def probe(self) -> HardwareInfo:
+        return HardwareInfo(fingerprint=fingerprint(self.host, []), host=self.host,
+                            gpu_note="fake probe: no GPU")
+
+
+class FakeRunWriter:
+    def __init__(self, store: FakeResultStore, directory: Path) -> None:
+        self._store = store
+        self._directory = directory
+        self.closed = False
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    def append_request(self, record: RequestRecord) -> None:
+        self._store.requests.setdefault(self._directory, []).append(record)
+
+    def write_results(self, metrics: RunMetrics, config: RunConfig, hardware: HardwareInfo) -> None:
+        self._store.runs[self._directory] = (metrics, config, hardware)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeResultStore:
+    """Keeps runs in memory, keyed by directory."""
+
+    def __init__(self) -> None:
+        self.runs: dict[Path, tuple[RunMetrics, RunConfig, HardwareInfo]] = {}
+        self.requests: dict[Path, list[RequestRecord]] = {}
+
+    def create_run(self, directory: Path) -> FakeRunWriter:
+        self.runs.pop(directory, None)
+        self.requests[directory] = []
+        return FakeRunWriter(self, directory)
+
+    def load_metrics(self, directory: Path) -> RunMetrics:
+        if directory not in self.runs:
+            raise ResultFileError(f"{directory / 'metrics.json'}: no such file")
+        return self.runs[directory][0]
+
+    def find_runs(self, directory: Path) -> list[Path]:
+        return sorted(d for d in self.runs if d == directory or directory in d.parents)
+
+
+class RecordingProgress:
+    """ProgressListener that remembers what it heard."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self.records: list[RequestRecord] = []
+
+    def scenario_started(self, scenario: str, repetition: int, repetitions: int,
+                         total: int | None) -> None:
+        self.events.append(("started", (scenario, repetition, repetitions, total)))
+
+    def request_finished(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    def scenario_finished(self, scenario: str, repetition: int) -> None:
+        self.events.append(("finished", (scenario, repetition)))
+
+    def note(self, message: str) -> None:
+        self.events.append(("note", message))
