@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
@@ -59,7 +60,7 @@ class _Chunk(msgspec.Struct):
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     # Any shape: an error event must be reported as one even when its body is unusual.
-    error: msgspec.Raw | None = None
+    error: Any = None
     # Older vLLM sent errors as a top-level {"object": "error", "message": ...}.
     object: str | None = None
 
@@ -94,9 +95,10 @@ def _error_message(body: bytes | str) -> str:
             if isinstance(value, dict):
                 value = value.get("message") or value.get("msg") or value
             if value:
-                return _excerpt(value if isinstance(value, str) else msgspec.json.encode(value).decode())
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    return _excerpt(text) or "(empty body)"
+                text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+                return _excerpt(text)
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return _excerpt(raw) or "(empty body)"
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -130,7 +132,15 @@ class _StreamObserver:
 
     def fail(self, kind: str, message: str) -> bool:
         self.error_kind, self.error = kind, message
+        if self.end_ns is None:
+            self.end_ns = time.perf_counter_ns()
         return True
+
+    def closed(self, end_ns: int) -> None:
+        """The server closed the stream cleanly without `[DONE]`: fine after a finish_reason."""
+        self.end_ns = end_ns
+        if self.finish_reason is None:
+            self.fail("truncated", "stream ended without [DONE] or finish_reason")
 
     def event(self, ev: SseEvent, arrived_ns: int) -> bool:
         data = ev.data
@@ -166,10 +176,10 @@ class _StreamObserver:
             self.completion_tokens = chunk.usage.completion_tokens
         return False
 
-    def result(self, t0_ns: int, end_ns: int, http_status: int | None) -> StreamResult:
+    def result(self, t0_ns: int, http_status: int | None) -> StreamResult:
         return StreamResult(
             t0_ns=t0_ns,
-            end_ns=self.end_ns if self.end_ns is not None else end_ns,
+            end_ns=self.end_ns if self.end_ns is not None else time.perf_counter_ns(),
             content_ns=tuple(self.content_ns),
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
@@ -240,9 +250,7 @@ class HttpxInferenceClient:
             async with asyncio.timeout(self.request_timeout_s):
                 response = await self._http.get(path)
         except TimeoutError:
-            raise EngineError(
-                f"{url} did not answer within {self.request_timeout_s:g} s"
-            ) from None
+            raise EngineError(f"{url} did not answer within {self.request_timeout_s:g} s") from None
         except _NETWORK_ERRORS as exc:
             raise EngineError(f"cannot reach {url}: {_exception_text(exc)}") from exc
         if response.status_code != 200:
@@ -317,15 +325,14 @@ class HttpxInferenceClient:
 
     async def send(self, request: PromptRequest) -> StreamResult:
         """Stream one request to its end. Failures come back as error_kind (`http_<status>`,
-        `stream_error`, `bad_event`, `truncated`, `timeout`, `connection`), never as exceptions,
-        except cancellation."""
+        `stream_error`, `bad_event`, `truncated`, `timeout`, `connection`), never as exceptions;
+        cancellation propagates."""
         http_request = self._request(request)
         observer = _StreamObserver()
-        parser = SseParser()
         response: httpx.Response | None = None
-        chunks = None
-        t0 = time.perf_counter_ns()
+        chunks: AsyncIterator[bytes] | None = None
         deadline = asyncio.timeout(self.request_timeout_s)
+        t0 = time.perf_counter_ns()
         try:
             async with deadline:
                 t0 = time.perf_counter_ns()
@@ -334,46 +341,44 @@ class HttpxInferenceClient:
                 if status != 200:
                     body = await response.aread()
                     observer.fail(f"http_{status}", f"HTTP {status}: {_error_message(body)}")
-                    return observer.result(t0, time.perf_counter_ns(), status)
-                chunks = response.aiter_raw()
-                arrived = t0
-                async for chunk in chunks:
-                    arrived = time.perf_counter_ns()
-                    over = False
-                    for ev in parser.feed(chunk):
-                        if observer.event(ev, arrived):
-                            over = True
-                            break
-                    if over:
-                        break
-                else:  # clean close: a last event may lack its blank line
-                    end = time.perf_counter_ns()
-                    for ev in parser.close():
-                        if observer.event(ev, arrived):
-                            break
-                    if observer.error_kind is None and not observer.done:
-                        if observer.finish_reason is None:
-                            observer.fail("truncated", "stream ended without [DONE] or finish_reason")
-                        observer.end_ns = end
-                return observer.result(t0, time.perf_counter_ns(), status)
+                else:
+                    chunks = response.aiter_raw()
+                    await _observe(chunks, observer, t0)
         except (TimeoutError, *_NETWORK_ERRORS) as exc:
-            now = time.perf_counter_ns()
             if isinstance(exc, TimeoutError) and deadline.expired():
-                observer.fail("timeout", f"no complete response within {self.request_timeout_s:g} s")
+                observer.fail(
+                    "timeout", f"no complete response within {self.request_timeout_s:g} s"
+                )
             elif response is None:
                 observer.fail("connection", _exception_text(exc))
             else:
                 observer.fail("truncated", f"connection lost mid-stream: {_exception_text(exc)}")
-            return observer.result(t0, now, response.status_code if response else None)
         finally:
             if response is not None:
                 if observer.done and chunks is not None:
                     await _drain(chunks)
                 await response.aclose()
+        return observer.result(t0, response.status_code if response is not None else None)
 
 
-async def _drain(chunks: Any) -> None:
-    """Read the rest of a finished stream so that its connection can be reused."""
+async def _observe(chunks: AsyncIterator[bytes], observer: _StreamObserver, t0: int) -> None:
+    """Feed the stream to `observer` until it is over or the server closes it."""
+    parser = SseParser()
+    arrived = t0
+    async for chunk in chunks:
+        arrived = time.perf_counter_ns()  # before any parsing
+        for ev in parser.feed(chunk):
+            if observer.event(ev, arrived):
+                return
+    closed = time.perf_counter_ns()
+    for ev in parser.close():  # a last event may lack its blank line
+        if observer.event(ev, arrived):
+            return
+    observer.closed(closed)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read the rest of a finished stream so that its connection can go back to the pool."""
     try:
         async with asyncio.timeout(_DRAIN_S):
             async for _ in chunks:
