@@ -21,6 +21,7 @@ _COMMANDS = {
     "run": ("kitt.cli.run:run", "Run a benchmark suite against an engine."),
     "suites": ("kitt.cli.suites:suites", "List and show benchmark suites."),
     "hardware": ("kitt.cli.hardware:hardware", "Describe this machine (hardware.json)."),
+    "show": ("kitt.cli.show:show", "Print the results of a finished run."),
 }
 
 

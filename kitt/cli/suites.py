@@ -36,12 +36,11 @@ def show(ctx: click.Context, name: str, as_toml: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    suite = container(ctx).suite_catalog().load(name)
+    catalog = container(ctx).suite_catalog()
     if as_toml:
-        import msgspec
-
-        click.echo(msgspec.toml.encode(suite).decode())
+        click.echo(catalog.text(name), nl=False)
         return
+    suite = catalog.load(name)
     table = Table(title=f"suite {suite.name}: {suite.description}", title_justify="left")
     for header in ("scenario", "api", "load", "requests", "input tok", "output tok", "SLO"):
         table.add_column(header)

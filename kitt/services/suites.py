@@ -40,9 +40,18 @@ class SuiteCatalog:
         return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
 
     def load(self, name_or_path: str) -> Suite:
+        data, source = self._read(name_or_path)
+        return parse_suite(data, source)
+
+    def text(self, name_or_path: str) -> str:
+        """The suite file itself, comments included (a starting point for one's own)."""
+        self.load(name_or_path)  # only show what kitt would accept
+        return self._read(name_or_path)[0].decode()
+
+    def _read(self, name_or_path: str) -> tuple[bytes, str]:
         if name_or_path in self.names():
             resource = resources.files(_BUILTIN_PACKAGE) / f"{name_or_path}.toml"
-            return parse_suite(resource.read_bytes(), f"{name_or_path}.toml (built-in)")
+            return resource.read_bytes(), f"{name_or_path}.toml (built-in)"
         path = Path(name_or_path)
         if not path.suffix and not path.exists():
             raise SuiteError(
@@ -50,7 +59,6 @@ class SuiteCatalog:
                 f"{', '.join(self.names())}; or pass the path of a suite file (.toml)"
             )
         try:
-            data = path.read_bytes()
+            return path.read_bytes(), str(path)
         except OSError as exc:
             raise SuiteError(f"cannot read suite file {path}: {exc.strerror}") from None
-        return parse_suite(data, str(path))
