@@ -86,9 +86,7 @@ class FilesystemRunWriter:
         except OSError as exc:
             raise _io_error("cannot write", self._directory / REQUESTS_FILE, exc) from exc
 
-    def write_results(
-        self, metrics: RunMetrics, config: RunConfig, hardware: HardwareInfo
-    ) -> None:
+    def write_results(self, metrics: RunMetrics, config: RunConfig, hardware: HardwareInfo) -> None:
         """Atomically write config.json, hardware.json, summary.md and, last, metrics.json.
         May be called again (say, after an interruption) to replace them."""
         # Render everything before touching the disk: a failing template leaves no partial set.
@@ -209,7 +207,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temp, path)
+        temp.replace(path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise _io_error("cannot write", path, exc) from exc
@@ -219,11 +217,14 @@ def _sync_directory(directory: Path) -> None:
     """Make the renames durable. POSIX only: Windows cannot open a directory for fsync."""
     if os.name != "posix":
         return
-    fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _io_error("cannot write", directory, exc) from exc
 
 
 def _io_error(action: str, path: Path, exc: OSError) -> ResultFileError:
@@ -318,9 +319,9 @@ _MD_PUNCTUATION = re.compile(r"([\\`*\[\]|#~$])")
 # `_` only opens or closes emphasis next to a non-alphanumeric, so `chat_short` can stay as is
 # (kinder to people reading the file in a terminal); `_x_` and `__init__` are escaped.
 _MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-# At the start of a value (a list item, a table cell): list markers and rules (`- x`, `1. x`,
-# `---`, `===`). A plain negative number is left alone.
-_MD_LEADING_MARKER = re.compile(r"^([-+=](?=[\s\-+=]|$)|\d+[.)](?=\s|$))")
+# At the start of a value (a list item, a table cell): list markers (`- x`, `1. x`) and rules
+# (`---`, `===`). `-1.5` and `--max-model-len` are left alone.
+_MD_LEADING_MARKER = re.compile(r"^([-+=](?=\s|[-+= ]*$)|\d+[.)](?=\s|$))")
 
 
 def md_escape(value: object) -> str:
@@ -330,7 +331,8 @@ def md_escape(value: object) -> str:
     text = _MD_PUNCTUATION.sub(r"\\\1", text)
     text = _MD_UNDERSCORE.sub(r"\\_", text)
     text = _MD_LEADING_MARKER.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text)
-    # < > & as entities, not backslash escapes: `\&lt;` would show the entity's text.
+    # Entities, not backslash escapes: they also hold inside raw HTML (a PR comment's
+    # <details>), and `\&lt;` would show the entity's text.
     return html.escape(text, quote=False)
 
 
