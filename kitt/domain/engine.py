@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -24,3 +25,13 @@ class EngineLaunch(msgspec.Struct, frozen=True, kw_only=True):
     endpoint: str | None = None
     image: str | None = None
     engine_args: tuple[str, ...] = ()
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user:password@ replaced by ***@, fit for messages and result files."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    _, at, host_port = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc="***@" + host_port)) if at else url

@@ -22,7 +22,7 @@ from types import FrameType
 
 import kitt
 from kitt.domain.ci import ci_context
-from kitt.domain.engine import EngineLaunch
+from kitt.domain.engine import EngineLaunch, redact_url
 from kitt.domain.errors import EngineError, UsageError
 from kitt.domain.hardware import HardwareInfo
 from kitt.domain.metrics import RepetitionSummary, aggregate, failure_reasons, summarize
@@ -72,8 +72,8 @@ class RunRequest:
     runs: int | None = None
     seed: int = 0
     startup_timeout_s: float = 600.0
-    api_key: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    api_key: str | None = field(default=None, repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,9 @@ class BenchmarkService:
                 try:
                     running = engine.start(launch)
                     session.engine_info = running.info
-                    progress.note(f"engine {running.info.name} ready at {running.endpoint}")
+                    progress.note(
+                        f"engine {running.info.name} ready at {running.info.endpoint}"
+                    )
                     asyncio.run(self._measure(request, suite, running, session, writer, progress))
                 except EngineError as exc:
                     session.stop("failed", str(exc))
@@ -213,7 +215,10 @@ class BenchmarkService:
                         running.stop()
         finally:
             engine_info = session.engine_info or EngineInfo(
-                name=request.engine, mode=mode, endpoint=request.endpoint, image=request.image
+                name=request.engine,
+                mode=mode,
+                endpoint=None if request.endpoint is None else redact_url(request.endpoint),
+                image=request.image,
             )
             metrics = RunMetrics(
                 run_id=run_id,

@@ -1,0 +1,5 @@
+"""`python -m kitt` is the `kitt` command."""
+
+from kitt.cli import main
+
+main()
