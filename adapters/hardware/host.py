@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kitt.domain.hardware import HardwareInfo, HostInfo, fingerprint
 
-DEFAULT_GPU_NOTE = "GPU inventory not probed yet (NVML support comes in a later version)"
+DEFAULT_GPU_NOTE = "GPU inventory is not probed yet: NVML support comes in a later version"
 
 # AArch64 /proc/cpuinfo names no model, only MIDR fields; names as util-linux's lscpu gives them.
 _ARM_IMPLEMENTERS = {

@@ -71,6 +71,9 @@ class ConsoleProgress:
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
         self.console = Console(file=stream, stderr=stream is None, highlight=False)
+        if not self.console.is_terminal:
+            # CI logs and pipes have no width; rich would assume 80 and squash the tables.
+            self.console.width = 160
         self._live_enabled = self.console.is_terminal if live is None else live
         self._current: _Repetition | None = None
         self._live: Live | None = None
