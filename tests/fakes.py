@@ -33,8 +33,6 @@ class FakeRunningEngine:
                           version="fake-1.0")
 
     def failure(self) -> str | None:
-        if self.stopped:
-            return "stopped"
         if self._dies_after_s is not None and time.monotonic() - self._started > self._dies_after_s:
             return "process exited with code 137; last log lines: killed"
         return None
