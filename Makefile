@@ -35,6 +35,10 @@ typecheck: $(NOX) ## mypy
 perf: $(NOX) ## Accuracy and capacity of kitt's client against the simulated engine
 	$(NOX) -s perf
 
+.PHONY: docs
+docs: $(NOX) ## Regenerate docs/cli.md from the commands' --help
+	$(NOX) -s docs
+
 .PHONY: all
 all: $(NOX) ## What CI checks: lint, typecheck, tests
 	$(NOX) -s lint typecheck tests

@@ -38,7 +38,7 @@ def e2e(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     install(session, "lint")
-    session.run("ruff", "check", "kitt", "adapters", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "kitt", "adapters", "tests", "benchmarks", "tools", "noxfile.py")
 
 
 @nox.session
@@ -62,3 +62,10 @@ def perf(session: nox.Session) -> None:
     """Accuracy and capacity of kitt's own client against the simulated engine (a table)."""
     install(session, "perf")
     session.run("python", "benchmarks/client_accuracy.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/cli.md from the commands' --help (a test fails when it is stale)."""
+    install(session)
+    session.run("python", "tools/cli_reference.py")

@@ -169,3 +169,10 @@ def test_hardware_prints_the_fingerprint_and_json():
     doc = json.loads(invoke(["hardware", "--json"]).output)
     assert doc["host"]["cpu_model"] == "Fake CPU 9000"
     assert doc["gpus"] == [] and doc["gpu_note"]
+
+
+def test_the_cli_reference_in_docs_is_current():
+    tool = Path(__file__).resolve().parents[2] / "tools" / "cli_reference.py"
+    result = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
