@@ -6,6 +6,7 @@ Adapters (in the top-level `adapters` package) implement these; the composition 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -123,6 +124,14 @@ class ResultStore(Protocol):
 
     def load_metrics(self, directory: Path) -> RunMetrics:
         """Read and validate DIR/metrics.json; ResultFileError names the file and field."""
+        ...
+
+    def load_config(self, directory: Path) -> RunConfig:
+        """Read and validate DIR/config.json."""
+        ...
+
+    def load_requests(self, directory: Path) -> Iterator[RequestRecord]:
+        """The records of DIR/requests.jsonl (a truncated last line is skipped)."""
         ...
 
     def find_runs(self, directory: Path) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kitt.domain.engine import EngineLaunch
@@ -190,6 +190,16 @@ class FakeResultStore:
         if directory not in self.runs:
             raise ResultFileError(f"{directory / 'metrics.json'}: no such file")
         return self.runs[directory][0]
+
+    def load_config(self, directory: Path) -> RunConfig:
+        if directory not in self.runs:
+            raise ResultFileError(f"{directory / 'config.json'}: no such file")
+        return self.runs[directory][1]
+
+    def load_requests(self, directory: Path) -> Iterator[RequestRecord]:
+        if directory not in self.requests:
+            raise ResultFileError(f"{directory / 'requests.jsonl'}: no such file")
+        return iter(list(self.requests[directory]))
 
     def find_runs(self, directory: Path) -> list[Path]:
         return sorted(d for d in self.runs if d == directory or directory in d.parents)
