@@ -15,7 +15,9 @@ response headers, so a client that takes either for the first token is caught.
 GET /stats is the ground truth: how late the server itself wrote (actual minus scheduled write
 time, time.perf_counter_ns(), which on Linux reads CLOCK_MONOTONIC like a client in another
 process does), events and bytes written; `?requests=1` adds the recent requests' own timestamps,
-keyed by the `id` the client sees in every chunk. POST /stats/reset clears it (after a warm-up).
+keyed by the `id` the client sees in every chunk: chatcmpl-/cmpl- + the request's X-Request-Id
+header when it has one (as vLLM does), else a server counter. POST /stats/reset clears it (after
+a warm-up).
 
 Burst mode (--ttft-ms 0 --itl-ms 0): every event is due at arrival, so a whole response, headers
 to terminating chunk, is one write of bytes rendered once per request.
@@ -289,6 +291,7 @@ class Request:
     keep_alive: bool
     body: bytes
     arrival_ns: int
+    request_id: str | None = None  # the client's X-Request-Id header
 
 
 def _response_head(status: int, content_type: str, *, keep_alive: bool,
@@ -418,7 +421,8 @@ class Connection(asyncio.Protocol):
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if http11 else "keep-alive" in connection
         path, _, query = target.partition("?")
-        return Request(method, path, query, http11, keep_alive, body, _perf_ns())
+        return Request(method, path, query, http11, keep_alive, body, _perf_ns(),
+                       headers.get("x-request-id") or None)
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
@@ -745,7 +749,9 @@ class SimulatedServer:
         finish = "length" if tokens >= max_tokens else "stop"
         usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens,
                  "completion_tokens": tokens}
-        rid = f"{'chatcmpl' if chat else 'cmpl'}-sim{n}"
+        # Like vLLM: the response id is chatcmpl-/cmpl- + the client's X-Request-Id if it sent
+        # one, so the client can find its requests in /stats?requests=1.
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{request.request_id or f'sim{n}'}"
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             self._stream(conn, request, rid=rid, model=model, chat=chat, tokens=tokens,

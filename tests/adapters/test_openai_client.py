@@ -8,6 +8,7 @@ separate reads, the way a token stream does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import time
@@ -15,8 +16,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 
+from adapters.inference import openai_client
 from adapters.inference.openai_client import HttpxInferenceClient
 from kitt.domain.errors import EngineError
 from kitt.domain.records import StreamResult
@@ -245,6 +248,42 @@ async def test_request_body_and_headers(server: CannedServer) -> None:
     assert first.headers["accept-encoding"] == "identity"
 
 
+async def test_credentials_in_the_url_become_basic_auth_and_stay_out_of_messages(
+    server: CannedServer,
+) -> None:
+    server.routes[CHAT] = sse(chat("a", finish="stop"), DONE)
+    server.routes[("GET", "/v1/models")] = MODELS
+    with_credentials = server.url.replace("http://", "http://alice:s%40cret@")
+    async with client(with_credentials + "/v1") as c:
+        assert (await c.send(prompt())).ok
+        assert await c.served_models() == ["a", "b"]
+        assert "s@cret" not in c.base_url and "alice" not in c.base_url
+    async with client(with_credentials, api_key="sk-key") as c:
+        assert (await c.send(prompt())).ok
+    basic = "Basic " + base64.b64encode(b"alice:s@cret").decode()
+    assert [r.headers["authorization"] for r in server.requests] == [basic, basic, "Bearer sk-key"]
+    url = _closed_port_url().replace("http://", "http://alice:s%40cret@")
+    async with client(url) as c:
+        with pytest.raises(EngineError) as failure:
+            await c.served_models()
+        result = await c.send(prompt())
+    assert "cret" not in str(failure.value)
+    assert result.error_kind == "connection" and "cret" not in (result.error or "")
+
+
+async def test_every_request_carries_a_unique_request_id(server: CannedServer) -> None:
+    server.routes[CHAT] = sse(chat("a", finish="stop"), DONE)
+    async with client(server.url) as c, client(server.url) as other:
+        for _ in range(2):
+            assert (await c.send(prompt())).ok
+        assert (await other.send(prompt())).ok
+        assert (await c.send(prompt(), request_id="mine-7")).ok
+    ids = [r.headers["x-request-id"] for r in server.requests]
+    assert ids[-1] == "mine-7"
+    assert len(set(ids)) == 4
+    assert all(i.startswith("kitt-") for i in ids[:3])
+
+
 async def test_no_authorization_header_without_api_key(server: CannedServer) -> None:
     assert (await send(server, sse(chat("a", finish="stop"), DONE))).ok
     assert "authorization" not in server.requests[0].headers
@@ -353,6 +392,117 @@ async def test_completions_api(server: CannedServer) -> None:
     body = server.requests[0].json()
     assert body["prompt"] == "hello there"
     assert "messages" not in body
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+async def test_the_body_leaves_before_the_event_loop_turns(server: CannedServer) -> None:
+    """A request's bytes go to the socket inside send(), before any other ready callback runs:
+    with many streams sending at once, each must not wait for all the others (_EagerBodyRequest;
+    Python >= 3.12 does this on its own)."""
+    server.routes[("GET", "/v1/models")] = MODELS
+    server.routes[CHAT] = sse(chat("a", finish="stop"), DONE)
+    order: list[str] = []
+    trace = aiohttp.TraceConfig()
+
+    async def body_sent(*_: object) -> None:
+        order.append("body sent")
+
+    trace.on_request_chunk_sent.append(body_sent)
+    async with client(server.url, trace_configs=[trace]) as c:
+        await c.open_connections(1)  # a pooled connection: sending need not wait for anything
+        order.clear()
+        asyncio.get_running_loop().call_soon(order.append, "loop turned")
+        assert (await c.send(prompt())).ok
+    assert order[:2] == ["body sent", "loop turned"]
+
+
+async def test_a_body_bigger_than_the_socket_buffers(
+    server: CannedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writing it suspends (the socket is full): the write task finishes what the eager start began.
+    finished_later = []
+    finish = openai_client._finish
+
+    def spy(*args: Any) -> Any:
+        finished_later.append(True)
+        return finish(*args)
+
+    monkeypatch.setattr(openai_client, "_finish", spy)
+    server.routes[CHAT] = sse(chat("a", finish="stop"), DONE)
+    big = PromptRequest(
+        index=0, api="chat", prompt="word " * 4_000_000, max_tokens=3, ignore_eos=True
+    )
+    async with client(server.url) as c:
+        result = await c.send(big)
+        assert result.ok, result.error
+        assert (await c.send(prompt())).ok  # and the connection is still good
+    assert server.requests[0].json()["messages"][0]["content"] == big.prompt
+    assert finished_later
+    assert server.connections == 1
+
+
+async def _until_resumed(future: asyncio.Future[str], log: list[str]) -> str:
+    log.append("started")
+    try:
+        value = await future
+    except ValueError as exc:
+        log.append(f"caught {exc}")
+        return "recovered"
+    except asyncio.CancelledError:
+        log.append("cancelled")
+        raise
+    log.append(f"got {value}")
+    return value
+
+
+async def test_eager_start_runs_the_first_step_at_once_then_behaves_like_a_task() -> None:
+    loop = asyncio.get_running_loop()
+    log: list[str] = []
+
+    async def at_once() -> str:
+        log.append("ran")
+        return "done"
+
+    task = asyncio.ensure_future(openai_client._start_eagerly(at_once()))
+    assert log == ["ran"]  # before the task had a turn
+    assert await task == "done"
+
+    for outcome, expected in (("value", "v"), ("error", "recovered")):
+        log.clear()
+        future: asyncio.Future[str] = loop.create_future()
+        task = asyncio.ensure_future(openai_client._start_eagerly(_until_resumed(future, log)))
+        assert log == ["started"]
+        await asyncio.sleep(0)
+        assert not task.done()
+        if outcome == "value":
+            future.set_result("v")
+        else:
+            future.set_exception(ValueError("boom"))
+        assert await task == expected
+        assert log == ["started", "got v" if outcome == "value" else "caught boom"]
+
+
+async def test_eager_start_cancellation_and_failure_reach_the_task() -> None:
+    loop = asyncio.get_running_loop()
+    log: list[str] = []
+    future: asyncio.Future[str] = loop.create_future()
+    task = asyncio.ensure_future(openai_client._start_eagerly(_until_resumed(future, log)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert log == ["started", "cancelled"]
+    assert future.cancelled()  # as a task cancels the future it waits on
+
+    async def fails_at_once() -> None:
+        raise OSError("no route")
+
+    task = asyncio.ensure_future(openai_client._start_eagerly(fails_at_once()))
+    with pytest.raises(OSError, match="no route"):
+        await task
+    assert openai_client._start_eagerly(None) is None  # not a coroutine: left alone
 
 
 # --- failures ----------------------------------------------------------------------------------

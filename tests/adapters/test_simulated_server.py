@@ -461,3 +461,21 @@ def test_stats_per_request_and_reset(start_server: Callable[..., Server],
     assert stats["lateness_ms"]["first_token"] == {
         "count": 0, "mean": None, "p50": None, "p99": None, "max": None}
     assert "recent" not in stats
+
+
+def test_x_request_id_becomes_the_response_id(start_server: Callable[..., Server],
+                                               client: httpx.Client) -> None:
+    # As vLLM does: chatcmpl-/cmpl- + the client's X-Request-Id, in every chunk and in /stats.
+    server = start_server("--ttft-ms", "1", "--itl-ms", "1")
+    tagged = client.post(f"{server.url}/v1/chat/completions", json=chat(max_tokens=2),
+                         headers={"X-Request-Id": "kitt-abc-1"})
+    assert {e["id"] for e in chunks(tagged.content)} == {"chatcmpl-kitt-abc-1"}
+    completion = client.post(f"{server.url}/v1/completions",
+                             json={"prompt": "a b", "max_tokens": 2, "stream": True},
+                             headers={"x-request-id": "kitt-abc-2"})
+    assert {e["id"] for e in chunks(completion.content)} == {"cmpl-kitt-abc-2"}
+    untagged = chunks(post_chat(client, server, chat(max_tokens=2)).content)
+    recent = client.get(f"{server.url}/stats?requests=1").json()["recent"]
+    assert [r["id"] for r in recent] == ["chatcmpl-kitt-abc-1", "cmpl-kitt-abc-2",
+                                         untagged[0]["id"]]
+    assert untagged[0]["id"] == "chatcmpl-sim3"

@@ -150,3 +150,18 @@ def test_interrupting_kitt_keeps_records_writes_files_and_stops_the_engine(tmp_p
     assert all(json.loads(line)["ok"] for line in lines)
     assert "interrupted" in stderr
     assert engine_processes(marker) == []
+
+
+def test_secrets_never_reach_output_or_result_files(tmp_path, simulated_server):
+    url = simulated_server("--served-model-name", "m")
+    with_credentials = url.replace("http://", "http://alice:hunter2-password@")
+    out = tmp_path / "out"
+    env = {**os.environ, "KITT_API_KEY": "sk-very-secret-key"}
+    result = kitt("run", "-m", "m", "-e", "external", "--endpoint", with_credentials,
+                  "-s", "quick", "-o", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    for secret in ("hunter2-password", "sk-very-secret-key"):
+        assert secret not in result.stdout + result.stderr
+        for path in out.iterdir():
+            assert secret not in path.read_text(), path.name
+    assert "***@" in (out / "metrics.json").read_text()
