@@ -302,9 +302,12 @@ class BenchmarkService:
         if it did. On cancellation, the partial repetition is summarized before re-raising."""
         records: list[RequestRecord] = []
 
+        watch = _EngineWatch(engine)
+
         def sink(record: RequestRecord) -> None:
             records.append(record)
             writer.append_request(record)
+            watch.saw(record)
             if not record.warmup:
                 session.measured += 1
             progress.request_finished(record)
@@ -346,7 +349,7 @@ class BenchmarkService:
                     seed=derive_seed(request.seed, stream, "arrivals"),
                     sink=sink,
                 )
-                failure = await _until_engine_fails(load.run(), engine)
+                failure = await watch.run(load.run())
                 complete = failure is None
         finally:
             session.add(
@@ -357,32 +360,48 @@ class BenchmarkService:
         return failure
 
 
-async def _until_engine_fails(work: Awaitable[None], engine: RunningEngine) -> str | None:
-    """Run `work` while watching the engine; if the engine dies first, cancel the work and
-    return the engine's failure message."""
-    task = asyncio.ensure_future(work)
+class _EngineWatch:
+    """Watches the engine while a repetition runs: polls it every _WATCH_INTERVAL_S, and at
+    once when a request fails the way a dead engine makes requests fail."""
 
-    async def watch() -> str:
-        while True:
-            failure = engine.failure()
-            if failure is not None:
-                return failure
-            await asyncio.sleep(_WATCH_INTERVAL_S)
+    _SUSPICIOUS = frozenset({"connection", "truncated"})
 
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (task, watcher):
-            if not pending.done():
-                pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
-    if task.done() and not task.cancelled() and task.exception() is None:
+    def __init__(self, engine: RunningEngine) -> None:
+        self._engine = engine
+        self._poke = asyncio.Event()
+
+    def saw(self, record: RequestRecord) -> None:
+        if record.error_kind in self._SUSPICIOUS:
+            self._poke.set()
+
+    async def _watch(self) -> str:
+        while (failure := self._engine.failure()) is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), _WATCH_INTERVAL_S)
+            self._poke.clear()
+        return failure
+
+    async def run(self, work: Awaitable[None]) -> str | None:
+        """Run `work`; if the engine dies first (or is found dead when it ends), cancel the
+        work and return why, else None."""
+        task = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self._watch())
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (task, watcher):
+                if not pending.done():
+                    pending.cancel()
+            await asyncio.gather(task, watcher, return_exceptions=True)
+        if watcher.done() and not watcher.cancelled():
+            failure: str | None = watcher.result()
+        else:
+            # Requests to a dead engine fail fast; the work may end before a poll sees it.
+            failure = self._engine.failure()
+        if failure is not None:
+            return f"the engine died during the run: {failure}"
+        task.result()  # re-raise whatever broke the load
         return None
-    if watcher.done() and not watcher.cancelled():
-        return f"the engine died during the run: {watcher.result()}"
-    task.result()  # re-raise whatever broke the load
-    return None
 
 
 def _interrupt_reason(cause: object, session: _Session) -> str:
