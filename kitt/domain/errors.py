@@ -41,3 +41,26 @@ class BenchmarkFailed(KittError):
 
 class InstallationError(KittError):
     """kitt itself is installed wrongly (for example a foreign `adapters` package shadows ours)."""
+
+
+class ForgeError(KittError):
+    """A forge (GitHub, GitLab, Gitea) refused or failed a request.
+
+    The message names the forge, the method and URL path (never the token or the query), the
+    status, the forge's own reason and what to do. `status` is None when no answer came back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        forge: str,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.forge = forge
+        self.method = method
+        self.path = path
+        self.status = status
