@@ -22,9 +22,46 @@ from adapters.engine.external import ExternalEngine
 from adapters.engine.simulated import SimulatedEngine
 from adapters.hardware.host import HostProbe
 from adapters.inference.openai_client import HttpxInferenceClient
+from adapters.report.markdown import MarkdownReportRenderer
 from adapters.storage.filesystem import FilesystemStore
+from kitt.ports import VcsHost
 from kitt.services.benchmark import BenchmarkService
+from kitt.services.ci_report import CiReportService
+from kitt.services.comparison import ComparisonService
 from kitt.services.suites import SuiteCatalog
+
+
+def make_vcs_host(
+    *,
+    forge: str,
+    api_url: str | None,
+    token: str,
+    repo: str,
+    number: int,
+    job_token: bool = False,
+) -> VcsHost:
+    """The VcsHostFactory: the forge adapter for one pull/merge request. The adapters (and
+    httpx's client setup) are imported only when a report is posted."""
+    if forge == "github":
+        from adapters.forge.github import GitHubHost
+
+        if api_url is None:
+            return GitHubHost(token=token, repo=repo, number=number)
+        return GitHubHost(token=token, repo=repo, number=number, api_url=api_url)
+    if forge == "gitlab":
+        from adapters.forge.gitlab import GitLabHost
+
+        if api_url is None:
+            return GitLabHost(token=token, project=repo, mr_iid=number, job_token=job_token)
+        return GitLabHost(token=token, project=repo, mr_iid=number, api_url=api_url,
+                          job_token=job_token)
+    if forge == "gitea":
+        from adapters.forge.gitea import GiteaHost
+
+        if api_url is None:
+            raise ValueError("Gitea has no public default API URL")
+        return GiteaHost(token=token, repo=repo, number=number, api_url=api_url)
+    raise ValueError(f"unknown forge {forge!r}")
 
 
 class Container(containers.DeclarativeContainer):
@@ -45,4 +82,15 @@ class Container(containers.DeclarativeContainer):
         store=result_store,
         hardware=hardware_probe,
         suites=suite_catalog,
+    )
+
+    comparison_service = providers.Factory(ComparisonService, store=result_store)
+    report_renderer = providers.Singleton(MarkdownReportRenderer)
+    # A factory of forge hosts, called by the service with the resolved forge settings.
+    vcs_host_factory = providers.Object(make_vcs_host)
+    ci_report_service = providers.Factory(
+        CiReportService,
+        comparer=comparison_service,
+        renderer=report_renderer,
+        vcs_host_factory=vcs_host_factory,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from kitt.domain.comparison import Comparison
 from kitt.domain.engine import EngineLaunch
 from kitt.domain.hardware import HardwareInfo
 from kitt.domain.records import RequestRecord, StreamResult
@@ -177,4 +178,42 @@ class VcsHost(Protocol):
 
     def update_comment(self, comment_id: str, body: str) -> PostedComment | None:
         """Replace the body; None when that comment no longer exists."""
+        ...
+
+
+class VcsHostFactory(Protocol):
+    """Makes the VcsHost of one pull/merge request. `forge` is "github", "gitlab" or "gitea";
+    `repo` is OWNER/NAME (GitHub, Gitea) or the project path or ID (GitLab); `number` is the
+    pull request number (GitLab: the merge request IID); `api_url` None means the forge's
+    public default; `job_token` says the token is GitLab's CI_JOB_TOKEN."""
+
+    def __call__(
+        self,
+        *,
+        forge: str,
+        api_url: str | None,
+        token: str,
+        repo: str,
+        number: int,
+        job_token: bool = False,
+    ) -> VcsHost: ...
+
+
+class ReportRenderer(Protocol):
+    """Turns a comparison into the report people read (a PR comment, a file, a step summary)."""
+
+    def render(
+        self,
+        comparison: Comparison,
+        *,
+        report_id: str,
+        max_chars: int | None,
+        title: str | None = None,
+    ) -> str:
+        """The report body, ending with the marker `report_marker(report_id)` as its last line.
+
+        With `max_chars`, the body is at most that long: detail rows are dropped (with a visible
+        note) before anything else; the verdict line and the marker always stay. Every value
+        from the result files is escaped.
+        """
         ...

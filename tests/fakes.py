@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from kitt.domain.comparison import Comparison
 from kitt.domain.engine import EngineLaunch
-from kitt.domain.errors import EngineError, ResultFileError
+from kitt.domain.errors import EngineError, ForgeError, ResultFileError
 from kitt.domain.hardware import HardwareInfo, HostInfo, fingerprint
 from kitt.domain.records import RequestRecord, StreamResult
 from kitt.domain.results import EngineInfo, RunConfig, RunMetrics
 from kitt.domain.workload import PromptRequest
+from kitt.ports import ResultStore
 
 
 class FakeRunningEngine:
@@ -224,3 +227,99 @@ class RecordingProgress:
 
     def note(self, message: str) -> None:
         self.events.append(("note", message))
+
+
+@dataclass
+class FakeComment:
+    id: str
+    body: str
+    author: str
+    url: str | None
+
+
+class FakeVcsHost:
+    """A pull request's comments in memory, written by several users. Behaves as the VcsHost
+    port says: find_comment searches every comment but only the token user's own; updating a
+    comment that was deleted returns None; a body over the limit is refused like GitHub's 422."""
+
+    def __init__(self, *, user: str = "kitt-bot", max_body_chars: int = 65536) -> None:
+        self.user = user
+        self._max_body_chars = max_body_chars
+        self.comments: list[FakeComment] = []
+        self.closed = False
+        self._next_id = 1
+
+    @property
+    def max_body_chars(self) -> int:
+        return self._max_body_chars
+
+    def add(self, body: str, *, author: str | None = None) -> FakeComment:
+        """A comment written by someone (the token's user by default), as if posted earlier."""
+        comment = FakeComment(id=str(self._next_id), body=body, author=author or self.user,
+                              url=f"https://forge.invalid/pr/1#comment-{self._next_id}")
+        self._next_id += 1
+        self.comments.append(comment)
+        return comment
+
+    def delete(self, comment_id: str) -> None:
+        self.comments = [c for c in self.comments if c.id != comment_id]
+
+    def mine(self) -> list[FakeComment]:
+        return [c for c in self.comments if c.author == self.user]
+
+    def find_comment(self, marker: str) -> FakeComment | None:
+        return next((c for c in self.comments if c.author == self.user and marker in c.body),
+                    None)
+
+    def create_comment(self, body: str) -> FakeComment:
+        self._check_size(body)
+        return self.add(body)
+
+    def update_comment(self, comment_id: str, body: str) -> FakeComment | None:
+        self._check_size(body)
+        comment = next((c for c in self.comments if c.id == comment_id), None)
+        if comment is None:
+            return None
+        comment.body = body
+        return comment
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _check_size(self, body: str) -> None:
+        if len(body) > self._max_body_chars:
+            raise ForgeError(
+                f"Fake forge: POST /comments answered 422: body is too long "
+                f"({len(body)} > {self._max_body_chars} characters)",
+                forge="Fake", method="POST", path="/comments", status=422,
+            )
+
+
+class FakeVcsHostFactory:
+    """VcsHostFactory handing out one FakeVcsHost; remembers what it was asked for."""
+
+    def __init__(self, host: FakeVcsHost | None = None) -> None:
+        self.host = host or FakeVcsHost()
+        self.calls: list[dict[str, object]] = []
+
+    def __call__(self, **kwargs: object) -> FakeVcsHost:
+        self.calls.append(kwargs)
+        return self.host
+
+
+class FakeComparer:
+    """The comparison service's part that `kitt ci report` uses: returns a set comparison and
+    remembers its calls. With a store, missing current results fail as the real one does."""
+
+    def __init__(self, comparison: Comparison, *, store: ResultStore | None = None) -> None:
+        self.comparison = comparison
+        self.store = store
+        self.calls: list[tuple[Path, Path | None, dict[str, float]]] = []
+
+    def compare(
+        self, current_dir: Path, baseline_dir: Path | None, *, thresholds: Mapping[str, float]
+    ) -> Comparison:
+        self.calls.append((current_dir, baseline_dir, dict(thresholds)))
+        if self.store is not None and not self.store.find_runs(current_dir):
+            raise ResultFileError(f"no metrics.json in {current_dir} or below")
+        return self.comparison

@@ -10,11 +10,8 @@ newer than this kitt knows, and turn every problem into a one-line ResultFileErr
 
 from __future__ import annotations
 
-import html
 import logging
-import math
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -26,6 +23,7 @@ from typing import IO, TypeVar
 import jinja2
 import msgspec
 
+from adapters.markdown import format_number, md_escape
 from kitt.domain.errors import ResultFileError
 from kitt.domain.hardware import HARDWARE_SCHEMA_VERSION, GpuInfo, HardwareInfo
 from kitt.domain.metrics import AggregateValue
@@ -314,42 +312,10 @@ def _lower_first(text: str) -> str:
 
 # --- summary.md -------------------------------------------------------------------------------
 
-# Escaped wherever they occur: emphasis, code, links, tables, headings, strikethrough, math.
-_MD_PUNCTUATION = re.compile(r"([\\`*\[\]|#~$])")
-# `_` only opens or closes emphasis next to a non-alphanumeric, so `chat_short` can stay as is
-# (kinder to people reading the file in a terminal); `_x_` and `__init__` are escaped.
-_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
-# At the start of a value (a list item, a table cell): list markers (`- x`, `1. x`) and rules
-# (`---`, `===`). `-1.5` and `--max-model-len` are left alone.
-_MD_LEADING_MARKER = re.compile(r"^([-+=](?=\s|[-+= ]*$)|\d+[.)](?=\s|$))")
-
-
-def md_escape(value: object) -> str:
-    """`value` as literal Markdown text: it renders as itself, cannot start a list, heading,
-    table cell, link, emphasis or HTML element, and stays on one line (whitespace collapses)."""
-    text = " ".join(str(value).split())
-    text = _MD_PUNCTUATION.sub(r"\\\1", text)
-    text = _MD_UNDERSCORE.sub(r"\\_", text)
-    text = _MD_LEADING_MARKER.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text)
-    # Entities, not backslash escapes: they also hold inside raw HTML (a PR comment's
-    # <details>), and `\&lt;` would show the entity's text.
-    return html.escape(text, quote=False)
-
 
 def _finalize(value: object) -> str:
     """Applied to every `{{ }}` of the template: values from the files cannot forget escaping."""
     return "–" if value is None else md_escape(value)
-
-
-def format_number(value: float | None) -> str:
-    """Rounded for reading: about three significant digits, thousands separated; – for none."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, int) or value == 0:
-        return f"{value:,.0f}"
-    size = abs(value)
-    decimals = 0 if size >= 100 else 1 if size >= 10 else 2 if size >= 1 else 3
-    return f"{value:,.{decimals}f}"
 
 
 def _p50_p99(stats: Stats | None) -> str:

@@ -22,6 +22,8 @@ _COMMANDS = {
     "suites": ("kitt.cli.suites:suites", "List and show benchmark suites."),
     "hardware": ("kitt.cli.hardware:hardware", "Describe this machine (hardware.json)."),
     "show": ("kitt.cli.show:show", "Print the results of a finished run."),
+    "compare": ("kitt.cli.compare:compare", "Compare results with a baseline (terminal table)."),
+    "ci": ("kitt.cli.ci:ci", "Report results on a pull/merge request."),
 }
 
 
