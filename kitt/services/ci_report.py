@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import msgspec
 
 from kitt.domain.ci import Forge, ForgeTarget, detect_forge, pr_number_from_event
 from kitt.domain.comparison import Comparison
-from kitt.domain.errors import KittError, UsageError
+from kitt.domain.errors import ForgeError, KittError, UsageError
 from kitt.domain.report import DEFAULT_REPORT_ID, report_marker
 from kitt.ports import PostedComment, ReportRenderer, VcsHost, VcsHostFactory
 
@@ -292,10 +293,19 @@ class CiReportService:
                 forge=settings.forge, api_url=settings.api_url, token=settings.token,
                 repo=settings.repo, number=settings.number, job_token=settings.job_token,
             )
+            marker = report_marker(request.report_id)
             try:
                 comment_body = self._render(comparison, request, max_chars=host.max_body_chars)
-                comment, action = _post_sticky(host, report_marker(request.report_id),
-                                               comment_body)
+                try:
+                    comment, action = _post_sticky(host, marker, comment_body)
+                except ForgeError as exc:
+                    limit = _body_limit_from(exc, len(comment_body))
+                    if limit is None or limit >= len(comment_body):
+                        raise
+                    # The server's limit is below what kitt knew for this forge (an Enterprise
+                    # or self-hosted instance): post the report cut to the limit it named.
+                    shorter = self._render(comparison, request, max_chars=max(limit, 2000))
+                    comment, action = _post_sticky(host, marker, shorter)
             finally:
                 close = getattr(host, "close", None)
                 if callable(close):
@@ -315,6 +325,19 @@ class CiReportService:
         return self._renderer.render(
             comparison, report_id=request.report_id, max_chars=max_chars, title=request.title
         )
+
+
+_TOO_LONG = re.compile(r"too long \(maximum is (\d+)", re.IGNORECASE)
+
+
+def _body_limit_from(error: ForgeError, length: int) -> int | None:
+    """The body limit a forge named when it refused a comment of `length` characters as too
+    long (GitHub answers 422, GitLab 400: "... is too long (maximum is N characters)"); a quarter
+    of `length` when it said "too long" without a number; None for any other refusal."""
+    if error.status not in (400, 422) or "too long" not in error.message.lower():
+        return None
+    match = _TOO_LONG.search(error.message)
+    return int(match[1]) if match else length // 4
 
 
 def _post_sticky(host: VcsHost, marker: str, body: str) -> tuple[PostedComment, CommentAction]:
