@@ -6,13 +6,14 @@ Adapters (in the top-level `adapters` package) implement these; the composition 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from kitt.domain.catalogue import EngineSpec
 from kitt.domain.comparison import Comparison
-from kitt.domain.engine import EngineLaunch
+from kitt.domain.engine import EngineLaunch, ResolvedModel
 from kitt.domain.hardware import HardwareInfo
 from kitt.domain.records import RequestRecord, StreamResult
 from kitt.domain.results import EngineInfo, RunConfig, RunMetrics
@@ -39,6 +40,10 @@ class RunningEngine(Protocol):
         """Stop the engine and release everything it holds. Safe to call twice."""
         ...
 
+    def detach(self) -> str:
+        """Leave the engine running (--no-teardown) and say how to stop it later."""
+        ...
+
 
 class Engine(Protocol):
     def start(self, launch: EngineLaunch) -> RunningEngine:
@@ -47,6 +52,53 @@ class Engine(Protocol):
         Raises EngineError, after releasing what it started, when the engine does not become
         healthy within launch.startup_timeout_s or exits on the way.
         """
+        ...
+
+
+class EngineInstance(Protocol):
+    """An engine kitt started that is still there (for `kitt engines status` / `cleanup`)."""
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def description(self) -> str:
+        """e.g. "container 1a2b3c (vllm/vllm-openai:v0.32.0), port 8000" or "pid 4242"."""
+        ...
+
+
+class EngineAdmin(Protocol):
+    """Setting engines up and finding what kitt left running, for one mode (docker, native)."""
+
+    def availability(self, spec: EngineSpec, *, image: str | None = None) -> str | None:
+        """What makes the engine usable here ("image present, sha256:...", "binary at ..."),
+        or None when it is not set up."""
+        ...
+
+    def setup(
+        self, spec: EngineSpec, *, image: str | None, progress: Callable[[str], None]
+    ) -> str:
+        """Make the engine usable in this mode (pull the image; install the native binary);
+        returns what was done. Raises EngineError saying what to do when it cannot."""
+        ...
+
+    def instances(self) -> list[EngineInstance]:
+        """Engines kitt started in this mode that are still running."""
+        ...
+
+    def cleanup(self) -> list[str]:
+        """Stop and remove every instance; returns a line per thing removed."""
+        ...
+
+
+class ModelResolver(Protocol):
+    def resolve(self, name: str, progress: Callable[[str], None]) -> ResolvedModel:
+        """A local path stays a path (EngineError when it does not exist but looks like one);
+        a known alias (e.g. smollm2-135m) becomes a file in kitt's cache, fetched when missing;
+        anything else is a Hugging Face id."""
         ...
 
 

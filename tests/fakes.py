@@ -23,6 +23,7 @@ class FakeRunningEngine:
     def __init__(self, launch: EngineLaunch, *, dies_after_s: float | None = None) -> None:
         self.launch = launch
         self.stopped = 0
+        self.detached = False
         self._started = time.monotonic()
         self._dies_after_s = dies_after_s
 
@@ -42,6 +43,10 @@ class FakeRunningEngine:
 
     def stop(self) -> None:
         self.stopped += 1
+
+    def detach(self) -> str:
+        self.detached = True
+        return "the fake engine keeps running"
 
 
 class FakeEngine:

@@ -54,6 +54,9 @@ class ExternalRunningEngine:
     def stop(self) -> None:
         """Nothing to stop: the server belongs to whoever started it."""
 
+    def detach(self) -> str:
+        return f"the external engine at {self._info.endpoint} was never kitt's to stop"
+
 
 class ExternalEngine:
     """Reaches a running OpenAI-compatible server (Engine port, `--endpoint URL`).

@@ -52,6 +52,10 @@ class SimulatedRunningEngine:
     def stop(self) -> None:
         self._process.stop()
 
+    def detach(self) -> str:
+        return (f"the simulated engine keeps running at {self.endpoint} (pid {self.pid}); "
+                f"stop it with: kill -TERM -{self.pid}")
+
 
 class SimulatedEngine:
     """Starts kitt's simulated OpenAI-compatible server as a child process in its own process
