@@ -16,11 +16,12 @@ help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 .PHONY: bench
-bench: $(NOX) ## Run kitt's main job: the quick suite on the simulated engine, into results/
+bench: $(NOX) ## Run kitt's main job: the quick suite on the embedded llama.cpp engine, into results/
 	$(NOX) -s bench
 
 .PHONY: test
-test: $(NOX) ## Install everything and run the whole test suite
+test: $(NOX) ## Install everything (Docker where possible, llama-server) and run the whole test suite
+	tools/ensure_docker.sh
 	$(NOX) -s tests
 
 .PHONY: lint

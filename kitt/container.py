@@ -16,6 +16,8 @@ if getattr(adapters, "KITT_ADAPTERS_SENTINEL", None) != "kitt-bench adapters":
         "shadows it): run kitt from another directory or in its own virtual environment"
     )
 
+from collections.abc import Callable, Iterator, Mapping
+
 from dependency_injector import containers, providers
 
 from adapters.engine.external import ExternalEngine
@@ -24,10 +26,12 @@ from adapters.hardware.host import HostProbe
 from adapters.inference.openai_client import HttpxInferenceClient
 from adapters.report.markdown import MarkdownReportRenderer
 from adapters.storage.filesystem import FilesystemStore
-from kitt.ports import VcsHost
+from kitt.ports import Engine, EngineAdmin, ModelResolver, VcsHost
 from kitt.services.benchmark import BenchmarkService
+from kitt.services.catalogue import load_catalogue
 from kitt.services.ci_report import CiReportService
 from kitt.services.comparison import ComparisonService
+from kitt.services.engines import EngineService
 from kitt.services.suites import SuiteCatalog
 
 
@@ -64,15 +68,75 @@ def make_vcs_host(
     raise ValueError(f"unknown forge {forge!r}")
 
 
+# Docker and native engines, and the model cache, are imported only when used: the docker SDK
+# and process machinery cost start-up time that `kitt run -e simulated` should not pay.
+def _docker_engine() -> Engine:
+    from adapters.engine.docker import DockerEngine
+
+    return DockerEngine()
+
+
+def _docker_admin() -> EngineAdmin:
+    from adapters.engine.docker import DockerAdmin
+
+    return DockerAdmin()
+
+
+def _native_engine() -> Engine:
+    from adapters.engine.native import NativeEngine
+
+    return NativeEngine()
+
+
+def _native_admin() -> EngineAdmin:
+    from adapters.engine.native import NativeAdmin
+
+    return NativeAdmin()
+
+
+def _model_resolver() -> ModelResolver:
+    from adapters.models import CachedModels
+
+    return CachedModels()
+
+
+class _Lazy(Mapping[str, Engine]):
+    """The engine adapters by mode, each created on first use."""
+
+    def __init__(self, **factories: Callable[[], Engine]) -> None:
+        self._factories = factories
+        self._made: dict[str, Engine] = {}
+
+    def __getitem__(self, mode: str) -> Engine:
+        if mode not in self._made:
+            self._made[mode] = self._factories[mode]()
+        return self._made[mode]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._factories)
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+
 class Container(containers.DeclarativeContainer):
     hardware_probe = providers.Singleton(HostProbe)
     result_store = providers.Singleton(FilesystemStore)
     # A factory of clients, called by the service with the endpoint and pool size of a scenario.
     inference_client_factory = providers.Object(HttpxInferenceClient)
-    engines = providers.Dict(
-        simulated=providers.Singleton(SimulatedEngine),
-        external=providers.Singleton(ExternalEngine),
+    # The engine adapter of each mode; tests override this with fakes.
+    engines = providers.Singleton(
+        _Lazy,
+        simulated=providers.Object(SimulatedEngine),
+        external=providers.Object(ExternalEngine),
+        docker=providers.Object(_docker_engine),
+        native=providers.Object(_native_engine),
     )
+    engine_admins = providers.Singleton(
+        _Lazy, docker=providers.Object(_docker_admin), native=providers.Object(_native_admin)
+    )
+    model_resolver = providers.Singleton(_model_resolver)
+    catalogue = providers.Callable(load_catalogue)
     suite_catalog = providers.Singleton(SuiteCatalog)
 
     benchmark_service = providers.Factory(
@@ -82,7 +146,10 @@ class Container(containers.DeclarativeContainer):
         store=result_store,
         hardware=hardware_probe,
         suites=suite_catalog,
+        catalogue=catalogue,
+        models=model_resolver,
     )
+    engine_service = providers.Factory(EngineService, catalogue=catalogue, admins=engine_admins)
 
     comparison_service = providers.Factory(ComparisonService, store=result_store)
     report_renderer = providers.Singleton(MarkdownReportRenderer)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kitt.domain.comparison import Comparison
-from kitt.domain.engine import EngineLaunch
+from kitt.domain.catalogue import EngineSpec
+from kitt.domain.engine import EngineLaunch, ResolvedModel
 from kitt.domain.errors import EngineError, ForgeError, ResultFileError
 from kitt.domain.hardware import HardwareInfo, HostInfo, fingerprint
 from kitt.domain.records import RequestRecord, StreamResult
@@ -328,3 +329,55 @@ class FakeComparer:
         if self.store is not None and not self.store.find_runs(current_dir):
             raise ResultFileError(f"no metrics.json in {current_dir} or below")
         return self.comparison
+
+
+class FakeModelResolver:
+    """Local paths stay paths, anything else is a Hugging Face id; remembers what it resolved."""
+
+    def __init__(self, *, missing: str | None = None) -> None:
+        self.missing = missing
+        self.resolved: list[str] = []
+
+    def resolve(self, name: str, progress: Callable[[str], None]) -> ResolvedModel:
+        self.resolved.append(name)
+        if self.missing is not None and name == self.missing:
+            raise EngineError(f"model path {name} does not exist")
+        path = Path(name)
+        if path.exists():
+            return ResolvedModel(name=name, path=path.resolve())
+        return ResolvedModel(name=name, hub_id=name)
+
+
+class FakeInstance:
+    def __init__(self, engine: str, run_id: str, description: str) -> None:
+        self.engine, self.run_id, self.description = engine, run_id, description
+
+
+class FakeEngineAdmin:
+    """EngineAdmin for one mode: `available` engines are set up; setup makes one available."""
+
+    def __init__(self, mode: str, *, available: set[str] | None = None,
+                 problem: str | None = None) -> None:
+        self.mode = mode
+        self.available = set(available or ())
+        self.problem = problem
+        self.running: list[FakeInstance] = []
+
+    def availability(self, spec: EngineSpec, *, image: str | None = None) -> str | None:
+        if self.problem:
+            raise EngineError(self.problem)
+        return f"{self.mode} ready" if spec.name in self.available else None
+
+    def setup(self, spec: EngineSpec, *, image: str | None,
+              progress: Callable[[str], None]) -> str:
+        progress(f"setting up {spec.name} ({self.mode})")
+        self.available.add(spec.name)
+        return f"{spec.name} is ready in {self.mode} mode" + (f" ({image})" if image else "")
+
+    def instances(self) -> list[FakeInstance]:
+        return list(self.running)
+
+    def cleanup(self) -> list[str]:
+        removed = [f"removed {i.description}" for i in self.running]
+        self.running.clear()
+        return removed

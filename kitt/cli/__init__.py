@@ -20,6 +20,7 @@ from kitt.domain.errors import KittError
 _COMMANDS = {
     "run": ("kitt.cli.run:run", "Run a benchmark suite against an engine."),
     "suites": ("kitt.cli.suites:suites", "List and show benchmark suites."),
+    "engines": ("kitt.cli.engines:engines", "Set up engines; find and remove leftovers."),
     "hardware": ("kitt.cli.hardware:hardware", "Describe this machine (hardware.json)."),
     "show": ("kitt.cli.show:show", "Print the results of a finished run."),
     "compare": ("kitt.cli.compare:compare", "Compare results with a baseline (terminal table)."),

@@ -74,7 +74,6 @@ def compare(
     `kitt ci report --fail-on-regression`).
     """
     import msgspec
-    from rich.console import Console
 
     from kitt.domain.errors import ResultFileError
     from kitt.services.comparison import parse_thresholds
@@ -89,7 +88,9 @@ def compare(
             json_file.write_bytes(data)
         except OSError as exc:
             raise ResultFileError(f"cannot write {json_file}: {exc.strerror or exc}") from exc
-    console = Console(highlight=False)
+    from kitt.cli.console import make_console
+
+    console = make_console()
     if not console.is_terminal:
         # Logs and pipes have no width; rich would assume 80 and squash the table.
         console.width = 160

@@ -6,12 +6,13 @@ import threading
 import time
 from typing import TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from kitt.cli.console import make_console
 from kitt.domain.records import RequestRecord
 from kitt.domain.stats import median
 
@@ -70,10 +71,7 @@ class ConsoleProgress:
     """ProgressListener for the terminal."""
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
-        self.console = Console(file=stream, stderr=stream is None, highlight=False)
-        if not self.console.is_terminal:
-            # CI logs and pipes have no width; rich would assume 80 and squash the tables.
-            self.console.width = 160
+        self.console = make_console(stderr=True, file=stream)
         self._live_enabled = self.console.is_terminal if live is None else live
         self._current: _Repetition | None = None
         self._live: Live | None = None

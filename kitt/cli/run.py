@@ -15,7 +15,8 @@ from kitt.cli.exit import ExitCode, exit_code_for_run
 @click.option("-m", "--model", required=True,
               help="Model to serve/benchmark (name served by the engine, a path, or an alias).")
 @click.option("-e", "--engine", required=True,
-              help="Engine: simulated, external (any OpenAI-compatible server with --endpoint).")
+              help="Engine: vllm, sglang, llama-cpp, tgi, ollama (kitt engines list); simulated "
+              "(kitt's own, for dry runs); external (any OpenAI-compatible server, --endpoint).")
 @click.option("-s", "--suite", default="quick", show_default=True,
               help="Built-in suite name (kitt suites list) or path to a suite .toml file.")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -27,6 +28,14 @@ from kitt.cli.exit import ExitCode, exit_code_for_run
 @click.option("--endpoint", metavar="URL",
               help="Base URL of a running OpenAI-compatible server (external mode). An API key, "
               "if needed, is read from KITT_API_KEY or OPENAI_API_KEY.")
+@click.option("--image", metavar="REF",
+              help="docker mode: run this image instead of the catalogue's pinned one.")
+@click.option("--gpus", metavar="all|IDS",
+              help="docker mode: GPUs to give the engine ('all', or '0,1'); default: all visible "
+              "GPUs, none on a CPU-only machine.")
+@click.option("--no-teardown", is_flag=True,
+              help="Leave the engine running after the run (kitt says how to stop it; "
+              "`kitt engines cleanup` removes leftovers).")
 @click.option("--engine-arg", "engine_args", multiple=True, metavar="ARG",
               help="Extra argument for the engine's launch (repeatable), e.g. "
               "--engine-arg=--ttft-ms=50 for the simulated engine.")
@@ -36,7 +45,8 @@ from kitt.cli.exit import ExitCode, exit_code_for_run
               help="Seed of the synthetic prompts and arrival times.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
               default=600.0, show_default=True,
-              help="Seconds to wait for the engine to become healthy.")
+              help="Seconds to wait for the engine to become healthy (an engine that exits is "
+              "reported at once).")
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -46,6 +56,9 @@ def run(
     output_dir: Path,
     mode: str | None,
     endpoint: str | None,
+    image: str | None,
+    gpus: str | None,
+    no_teardown: bool,
     engine_args: tuple[str, ...],
     runs: int | None,
     seed: int,
@@ -68,6 +81,9 @@ def run(
         output_dir=output_dir,
         mode=mode,  # type: ignore[arg-type]
         endpoint=endpoint,
+        image=image,
+        gpus=gpus,
+        teardown=not no_teardown,
         engine_args=engine_args,
         runs=runs,
         seed=seed,

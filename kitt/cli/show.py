@@ -14,8 +14,7 @@ from kitt.cli.app import container
 @click.pass_context
 def show(ctx: click.Context, results_dir: Path) -> None:
     """Print the results of the run(s) in RESULTS_DIR (metrics.json at any depth)."""
-    from rich.console import Console
-
+    from kitt.cli.console import make_console
     from kitt.cli.render import print_results
     from kitt.domain.errors import ResultFileError
 
@@ -25,7 +24,7 @@ def show(ctx: click.Context, results_dir: Path) -> None:
         raise ResultFileError(
             f"no metrics.json in {results_dir} or below: `kitt run -o {results_dir}` writes one"
         )
-    console = Console(highlight=False)
+    console = make_console()
     for directory in runs:
         metrics = store.load_metrics(directory)
         console.print(f"[bold]{directory}[/]: run {metrics.run_id}, {metrics.status}"

@@ -33,8 +33,9 @@ def list_suites(ctx: click.Context) -> None:
 @click.pass_context
 def show(ctx: click.Context, name: str, as_toml: bool) -> None:
     """Show the scenarios of a suite (a built-in name or a suite file)."""
-    from rich.console import Console
     from rich.table import Table
+
+    from kitt.cli.console import make_console
 
     catalog = container(ctx).suite_catalog()
     if as_toml:
@@ -68,5 +69,5 @@ def show(ctx: click.Context, name: str, as_toml: bool) -> None:
             f"{bound} (+{load.warmup_requests} warm-up)",
             str(s.workload.input_tokens), str(s.workload.output_tokens), slo,
         )
-    Console(highlight=False).print(table)
+    make_console().print(table)
     click.echo(f"repetitions: {suite.repetitions}; max error rate: {suite.max_error_rate:.1%}")

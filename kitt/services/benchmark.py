@@ -20,7 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+import msgspec
+
 import kitt
+from kitt.domain.catalogue import Catalogue, EngineSpec
 from kitt.domain.ci import ci_context
 from kitt.domain.engine import EngineLaunch, redact_url
 from kitt.domain.errors import EngineError, UsageError
@@ -41,6 +44,7 @@ from kitt.ports import (
     Engine,
     HardwareProbe,
     InferenceClientFactory,
+    ModelResolver,
     ProgressListener,
     ResultStore,
     RunningEngine,
@@ -53,8 +57,6 @@ from kitt.services.suites import SuiteCatalog
 _WATCH_INTERVAL_S = 0.25
 _CALIBRATION_WORDS = 1000
 
-# Engines that are not started by kitt, and the mode each engine runs in by default.
-_DEFAULT_MODES: dict[str, EngineMode] = {"simulated": "simulated", "external": "external"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class RunRequest:
     runs: int | None = None
     seed: int = 0
     startup_timeout_s: float = 600.0
+    gpus: str | None = None
+    teardown: bool = True
     api_key: str | None = field(default=None, repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -86,6 +90,14 @@ class Interrupted(Exception):
     """Raised by the SIGTERM handler outside the event loop, like KeyboardInterrupt for SIGINT."""
 
 
+@dataclass(frozen=True)
+class _Selection:
+    engine: Engine
+    mode: EngineMode
+    # The catalogue entry (docker and native modes; also external when -e names one).
+    spec: EngineSpec | None
+
+
 @dataclass
 class _Session:
     """What a run has produced so far; turned into metrics.json whatever way the run ends."""
@@ -97,6 +109,9 @@ class _Session:
     engine_info: EngineInfo | None = None
     tokens_per_word: float = 1.0
     measured: int = 0
+    # False for engines that cannot force the output length (TGI, Ollama): asking would be
+    # refused or ignored, so requests say max_tokens only.
+    ignore_eos: bool = True
 
     def stop(self, status: RunStatus, reason: str) -> None:
         if self.status == "complete":  # the first cause is the one to report
@@ -141,7 +156,12 @@ class BenchmarkService:
         store: ResultStore,
         hardware: HardwareProbe,
         suites: SuiteCatalog,
+        catalogue: Catalogue,
+        models: ModelResolver,
     ) -> None:
+        """`engines`: the adapter of each mode: simulated, external, docker, native."""
+        self._catalogue = catalogue
+        self._models = models
         self._engines = engines
         self._client_factory = client_factory
         self._store = store
@@ -149,27 +169,35 @@ class BenchmarkService:
         self._suites = suites
 
     def known_engines(self) -> list[str]:
-        return sorted(self._engines)
+        """Every engine name `-e` accepts."""
+        return ["simulated", "external", *self._catalogue.names]
 
-    def _select_engine(self, request: RunRequest) -> tuple[Engine, EngineMode]:
+    def _select_engine(self, request: RunRequest) -> _Selection:
         if request.endpoint or request.mode == "external" or request.engine == "external":
             if not request.endpoint:
                 raise UsageError("external mode needs --endpoint URL (the server's base URL)")
             if request.mode not in (None, "external"):
                 raise UsageError(f"--endpoint means external mode; it cannot be combined with "
                                  f"--mode {request.mode}")
-            return self._engines["external"], "external"
-        if request.engine not in self._engines:
-            known = ", ".join(e for e in self.known_engines() if e != "external")
+            return _Selection(self._engines["external"], "external",
+                              self._catalogue.get(request.engine))
+        if request.engine == "simulated":
+            if request.mode is not None:
+                raise UsageError(f"engine 'simulated' has no {request.mode} mode (it is kitt's "
+                                 "own server, always run as a local process)")
+            return _Selection(self._engines["simulated"], "simulated", None)
+        spec = self._catalogue.get(request.engine)
+        if spec is None:
             raise UsageError(
-                f"unknown engine {request.engine!r}: kitt can run {known}; "
+                f"unknown engine {request.engine!r}: kitt can run "
+                f"{', '.join(e for e in self.known_engines() if e != 'external')}; "
                 "for a server that is already running use -e external --endpoint URL"
             )
-        mode = _DEFAULT_MODES[request.engine]
-        if request.mode is not None and request.mode != mode:
-            raise UsageError(f"engine {request.engine!r} has no {request.mode} mode "
-                             f"(it runs in {mode} mode)")
-        return self._engines[request.engine], mode
+        mode = request.mode or spec.default_mode
+        if mode not in spec.modes:
+            raise UsageError(f"engine {spec.name!r} has no {mode} mode (it has: "
+                             f"{', '.join(spec.modes)})")
+        return _Selection(self._engines[mode], mode, spec)
 
     def run(self, request: RunRequest, progress: ProgressListener) -> RunOutcome:
         """Run the suite. Returns the outcome (its metrics say complete / interrupted / failed);
@@ -179,7 +207,15 @@ class BenchmarkService:
             if request.runs < 1:
                 raise UsageError("--runs must be >= 1")
             suite = suite.with_repetitions(request.runs)
-        engine, mode = self._select_engine(request)
+        selection = self._select_engine(request)
+        engine, mode, spec = selection.engine, selection.mode, selection.spec
+        for flag, value in (("--image", request.image), ("--gpus", request.gpus)):
+            if value is not None and mode != "docker":
+                raise UsageError(f"{flag} applies to docker mode, not to {mode} mode")
+        # May fetch the model (an alias): after every usage check, before anything starts.
+        resolved = None
+        if mode in ("docker", "native"):
+            resolved = self._models.resolve(request.model, progress.note)
         hardware: HardwareInfo = self._hardware.probe()
         started_at = _utc_now()
         run_id = f"{started_at.replace(':', '').replace('-', '')}-{secrets.token_hex(3)}"
@@ -193,8 +229,15 @@ class BenchmarkService:
             endpoint=request.endpoint,
             image=request.image,
             engine_args=request.engine_args,
+            spec=spec if mode in ("docker", "native") else None,
+            resolved_model=resolved,
+            gpus=request.gpus,
+            teardown=request.teardown,
         )
-        session = _Session(suite=suite)
+        forces_length = spec is None or spec.fixed_length != "unsupported"
+        if not forces_length and spec is not None:
+            progress.note(f"note: {spec.fixed_length_note}")
+        session = _Session(suite=suite, ignore_eos=forces_length)
         writer = self._store.create_run(request.output_dir)
         running: RunningEngine | None = None
         try:
@@ -211,8 +254,10 @@ class BenchmarkService:
                 except (KeyboardInterrupt, Interrupted) as exc:
                     session.stop("interrupted", _interrupt_reason(exc, session))
                 finally:
-                    if running is not None:
+                    if running is not None and request.teardown:
                         running.stop()
+                    elif running is not None:
+                        progress.note(f"--no-teardown: {running.detach()}")
         finally:
             engine_info = session.engine_info or EngineInfo(
                 name=request.engine,
@@ -313,14 +358,17 @@ class BenchmarkService:
             progress.request_finished(record)
 
         stream = f"{scenario.name}/r{repetition}"
+        spec = scenario.workload
+        if not session.ignore_eos:
+            spec = msgspec.structs.replace(spec, ignore_eos=False)
         workload = SyntheticWorkload(
-            scenario.workload,
+            spec,
             seed=request.seed,
             stream=stream,
             tokens_per_word=session.tokens_per_word,
         )
         warmup = SyntheticWorkload(
-            scenario.workload,
+            spec,
             seed=request.seed,
             stream=f"{stream}/warmup",
             tokens_per_word=session.tokens_per_word,

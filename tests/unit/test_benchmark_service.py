@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from kitt.domain.errors import UsageError
+from kitt.domain.errors import EngineError, UsageError
 from kitt.services.benchmark import BenchmarkService, RunRequest
+from kitt.services.catalogue import load_catalogue
 from kitt.services.suites import SuiteCatalog
 from tests.fakes import (
     FakeClientFactory,
     FakeEngine,
     FakeHardwareProbe,
     FakeInferenceClient,
+    FakeModelResolver,
     FakeResultStore,
     RecordingProgress,
 )
@@ -50,8 +52,12 @@ class World:
         self.factory = FakeClientFactory(client)
         self.store = FakeResultStore()
         self.progress = RecordingProgress()
+        self.models = FakeModelResolver()
         self.service = BenchmarkService(
-            engines={"simulated": self.engine, "external": self.engine},
+            engines={"simulated": self.engine, "external": self.engine,
+                     "docker": self.engine, "native": self.engine},
+            catalogue=load_catalogue(),
+            models=self.models,
             client_factory=self.factory,
             store=self.store,
             hardware=FakeHardwareProbe(),
@@ -229,10 +235,12 @@ workload = { input_tokens = 5, output_tokens = 4 }
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"engine": "vllm"}, "unknown engine 'vllm'"),
+        ({"engine": "vllm-turbo"}, "unknown engine 'vllm-turbo': kitt can run simulated, vllm"),
         ({"engine": "external"}, "external mode needs --endpoint"),
         ({"endpoint": "http://x:1", "mode": "native"}, "cannot be combined with --mode native"),
         ({"mode": "docker"}, "engine 'simulated' has no docker mode"),
+        ({"engine": "llama-cpp", "image": "x:1", "mode": "native"}, "--image applies to docker"),
+        ({"engine": "vllm", "gpus": "all", "mode": "native"}, "--gpus applies to docker"),
         ({"runs": 0}, "--runs must be >= 1"),
     ],
 )
@@ -240,4 +248,48 @@ def test_usage_errors_are_found_before_anything_starts(tmp_path, overrides, mess
     world = World(tmp_path)
     with pytest.raises(UsageError, match=message):
         world.run(**overrides)
+    assert world.engine.started == [] and world.store.runs == {}
+
+
+def test_a_catalogue_engine_gets_its_spec_mode_and_resolved_model(tmp_path):
+    world = World(tmp_path)
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    world.run(engine="llama-cpp", model=str(model), gpus=None)
+    [running] = world.engine.started
+    launch = running.launch
+    assert (launch.engine, launch.mode) == ("llama-cpp", "native")  # the catalogue's default
+    assert launch.spec is not None and launch.spec.name == "llama-cpp"
+    assert launch.resolved_model is not None and launch.resolved_model.path == model.resolve()
+    assert launch.model == str(model)  # requests name the model as the user did
+    world.run(engine="vllm", model="Qwen/Qwen2.5-0.5B-Instruct", image="vllm/vllm-openai:v1",
+              gpus="0,1")
+    launch = world.engine.started[-1].launch
+    assert (launch.mode, launch.image, launch.gpus) == ("docker", "vllm/vllm-openai:v1", "0,1")
+    assert launch.resolved_model is not None
+    assert launch.resolved_model.hub_id == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_engines_that_cannot_force_the_length_are_not_asked_to(tmp_path):
+    world = World(tmp_path)
+    world.run(engine="tgi", model="some/model")
+    assert {r.ignore_eos for r in world.factory.client.sent} == {False}
+    assert any("no ignore_eos" in str(e[1]) for e in world.progress.events if e[0] == "note")
+    world.run(engine="vllm", model="some/model")
+    assert world.factory.client.sent[-1].ignore_eos is True
+
+
+def test_no_teardown_leaves_the_engine_running_and_says_how_to_stop_it(tmp_path):
+    world = World(tmp_path)
+    world.run(teardown=False)
+    [running] = world.engine.started
+    assert running.stopped == 0 and running.detached
+    assert ("note", "--no-teardown: the fake engine keeps running") in world.progress.events
+
+
+def test_a_missing_model_path_stops_before_anything_starts(tmp_path):
+    world = World(tmp_path)
+    world.models.missing = "./nope.gguf"
+    with pytest.raises(EngineError, match="does not exist"):
+        world.run(engine="llama-cpp", model="./nope.gguf")
     assert world.engine.started == [] and world.store.runs == {}
