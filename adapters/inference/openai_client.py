@@ -41,6 +41,9 @@ _KEEPALIVE_S = 300.0
 # the connection go back to the pool; a server that keeps the stream open costs us this, no more.
 _DRAIN_S = 1.0
 _EXCERPT_CHARS = 200
+# Attempts at a request whose pooled connection turns out to be closed (see
+# _is_stale_connection); each failed attempt drops one dead connection from the pool.
+_STALE_RETRIES = 4
 # Failures that mean "the network or the server let us down", as opposed to bugs in kitt. The
 # httpx-aiohttp transport maps some aiohttp errors oddly (a refused connection arrives as
 # httpx.ConnectTimeout) and lets others through unmapped, hence aiohttp's and OSError too.
@@ -444,10 +447,25 @@ class HttpxInferenceClient:
         cancellation propagates. `request_id` (default: a fresh unique one) goes out as the
         X-Request-Id header."""
         http_request = self._request(request, request_id or next(self._request_ids))
+        # One deadline for every attempt.
+        when = asyncio.get_running_loop().time() + self.request_timeout_s
+        for _ in range(_STALE_RETRIES):
+            result, stale = await self._attempt(http_request, when)
+            if not stale:
+                break
+        return result
+
+    async def _attempt(
+        self, http_request: httpx.Request, when: float
+    ) -> tuple[StreamResult, bool]:
+        """One try at a request; also says whether it failed on a stale pooled connection (the
+        server had closed it, nothing was answered: safe to send again, on another one). The
+        result's t0 is this attempt's."""
+        deadline = asyncio.timeout_at(when)
         observer = _StreamObserver()
         response: httpx.Response | None = None
         chunks: AsyncIterator[bytes] | None = None
-        deadline = asyncio.timeout(self.request_timeout_s)
+        stale = False
         t0 = time.perf_counter_ns()
         try:
             async with deadline:
@@ -466,6 +484,7 @@ class HttpxInferenceClient:
                     "timeout", f"no complete response within {self.request_timeout_s:g} s"
                 )
             elif response is None:
+                stale = _is_stale_connection(exc)
                 observer.fail("connection", _exception_text(exc))
             else:
                 observer.fail("truncated", f"connection lost mid-stream: {_exception_text(exc)}")
@@ -474,7 +493,21 @@ class HttpxInferenceClient:
                 if observer.done and chunks is not None:
                     await _drain(chunks)
                 await response.aclose()
-        return observer.result(t0, response.status_code if response is not None else None)
+        http_status = response.status_code if response is not None else None
+        return observer.result(t0, http_status), stale
+
+
+def _is_stale_connection(exc: BaseException) -> bool:
+    """The server closed a pooled connection just before we reused it: aiohttp's
+    ServerDisconnectedError before any response. llama-server, for one, closes the connection
+    after every streamed response while announcing keep-alive, and a request sent right after
+    the previous one ends can win the race against the FIN."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ServerDisconnectedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def _observe(chunks: AsyncIterator[bytes], observer: _StreamObserver, t0: int) -> None:

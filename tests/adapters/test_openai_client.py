@@ -708,3 +708,18 @@ async def test_open_connections_reports_an_unreachable_server() -> None:
     async with client(_closed_port_url()) as c:
         with pytest.raises(EngineError):
             await c.open_connections(2)
+
+
+async def test_a_connection_closed_after_a_stream_is_not_a_failed_request(
+    server: CannedServer,
+) -> None:
+    # llama-server announces keep-alive but closes the connection after every streamed
+    # response; the next request, sent at once, can meet that closed connection in the pool.
+    server.routes[("GET", "/v1/models")] = MODELS
+    server.routes[CHAT] = [*sse(ROLE, chat("a"), chat("b", finish="length"), USAGE, DONE), CLOSE]
+    async with client(server.url, pool_size=1) as c:
+        await c.open_connections(1)
+        results = [await c.send(prompt()) for _ in range(4)]
+    assert [r.error for r in results] == [None] * 4
+    assert all(len(r.content_ns) == 2 for r in results)
+    assert server.connections >= 4  # each stream had its own connection
