@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kitt.domain.comparison import Comparison
 from kitt.domain.catalogue import EngineSpec
+from kitt.domain.comparison import Comparison
 from kitt.domain.engine import EngineLaunch, ResolvedModel
 from kitt.domain.errors import EngineError, ForgeError, ResultFileError
 from kitt.domain.hardware import HardwareInfo, HostInfo, fingerprint
