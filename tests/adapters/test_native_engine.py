@@ -470,7 +470,8 @@ def test_run_pip_streams_lines_and_reports_pips_last_lines_on_failure():
 
 
 @pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    """Every test must leave no fake engine behind (a leak here would be a lifecycle bug)."""
+def _no_leftovers(tmp_path: Path) -> Iterator[None]:
+    """Every test must leave no fake engine behind (a leak here would be a lifecycle bug).
+    The engines of a test load a model under its tmp_path: that finds them."""
     yield
-    assert processes_mentioning(SERVER + " -m model-") == []
+    assert processes_mentioning(str(tmp_path)) == []

@@ -38,7 +38,7 @@ def test_setup_uses_the_default_mode_or_the_one_asked_for():
     container, docker, native = world()
     result = invoke(container, "setup", "vllm")
     assert result.exit_code == 0 and "vllm is ready in docker mode" in result.output
-    assert "vllm" in docker.available
+    assert "vllm" in docker.available and "vllm" not in native.available
     result = invoke(container, "setup", "llama-cpp", "--mode", "native")
     assert result.exit_code == 0 and "llama-cpp is ready in native mode" in result.output
     bad = invoke(container, "setup", "nope")
