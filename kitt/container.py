@@ -148,6 +148,7 @@ class Container(containers.DeclarativeContainer):
         suites=suite_catalog,
         catalogue=catalogue,
         models=model_resolver,
+        admins=engine_admins,
     )
     engine_service = providers.Factory(EngineService, catalogue=catalogue, admins=engine_admins)
 

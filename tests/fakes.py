@@ -375,9 +375,13 @@ class FakeEngineAdmin:
         return f"{spec.name} is ready in {self.mode} mode" + (f" ({image})" if image else "")
 
     def instances(self) -> list[FakeInstance]:
+        if self.problem:
+            raise EngineError(self.problem)
         return list(self.running)
 
     def cleanup(self) -> list[str]:
+        if self.problem:
+            raise EngineError(self.problem)
         removed = [f"removed {i.description}" for i in self.running]
         self.running.clear()
         return removed

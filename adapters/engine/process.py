@@ -160,6 +160,21 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float) -> None
     # Also when the leader obeyed: a child it left behind would keep the group (a port) alive.
     _signal_group(pgid, signal.SIGKILL)
     process.wait()
+    # SIGKILL is delivered asynchronously: give the rest of the group a moment to be gone, so
+    # that "stopped" means no process of it remains (its port is free, tests see nothing).
+    deadline = time.monotonic() + 2.0
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

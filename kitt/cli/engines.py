@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kitt.cli.app import container
+from kitt.cli.exit import ExitCode
 
 if TYPE_CHECKING:
     from kitt.domain.catalogue import Mode
@@ -73,19 +74,30 @@ def setup(ctx: click.Context, engine: str, mode: str | None, image: str | None) 
 @click.pass_context
 def status(ctx: click.Context, engine: str | None) -> None:
     """Engines kitt started that are still running (containers and processes)."""
-    found = container(ctx).engine_service().instances(engine)
-    if not found:
-        click.echo("no engine started by kitt is running")
-        return
+    found, problems = container(ctx).engine_service().instances(engine)
     for mode, instance in found:
         click.echo(f"{instance.engine:<10} {mode:<7} run {instance.run_id}: {instance.description}")
+    if not found:
+        click.echo("no engine started by kitt is running"
+                   + (" (as far as could be checked)" if problems else ""))
+    _report(problems)
 
 
 @engines.command()
 @click.pass_context
 def cleanup(ctx: click.Context) -> None:
     """Stop and remove every engine kitt left behind (by label / by record)."""
-    removed = container(ctx).engine_service().cleanup()
+    removed, problems = container(ctx).engine_service().cleanup()
     for line in removed:
         click.echo(line)
     click.echo(f"removed {len(removed)} leftover{'s' if len(removed) != 1 else ''}")
+    _report(problems)
+
+
+def _report(problems: dict[Mode, str]) -> None:
+    """A mode that could not be checked is said, and fails the command (exit 1), after the
+    other modes were handled."""
+    for mode, problem in problems.items():
+        click.echo(f"kitt: error: {mode} mode could not be checked: {problem}", err=True)
+    if problems:
+        click.get_current_context().exit(ExitCode.FAILED)

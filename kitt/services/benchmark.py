@@ -42,6 +42,7 @@ from kitt.domain.suite import Scenario, Suite
 from kitt.domain.workload import SyntheticWorkload, calibration_text, derive_seed
 from kitt.ports import (
     Engine,
+    EngineAdmin,
     HardwareProbe,
     InferenceClientFactory,
     ModelResolver,
@@ -158,8 +159,11 @@ class BenchmarkService:
         suites: SuiteCatalog,
         catalogue: Catalogue,
         models: ModelResolver,
+        admins: Mapping[str, EngineAdmin] | None = None,
     ) -> None:
-        """`engines`: the adapter of each mode: simulated, external, docker, native."""
+        """`engines`: the adapter of each mode: simulated, external, docker, native;
+        `admins`: what tells whether a native engine is installed."""
+        self._admins = admins
         self._catalogue = catalogue
         self._models = models
         self._engines = engines
@@ -212,6 +216,18 @@ class BenchmarkService:
         for flag, value in (("--image", request.image), ("--gpus", request.gpus)):
             if value is not None and mode != "docker":
                 raise UsageError(f"{flag} applies to docker mode, not to {mode} mode")
+        # Before the model is fetched: no point downloading it for an engine that is absent.
+        if (
+            mode == "native"
+            and spec is not None
+            and self._admins is not None
+            and self._admins["native"].availability(spec) is None
+        ):
+            hint = spec.native.install_hint if spec.native else ""
+            raise EngineError(
+                f"{spec.name} is not installed for native mode here: run `kitt engines "
+                f"setup {spec.name} --mode native`" + (f" ({hint})" if hint else "")
+            )
         # May fetch the model (an alias): after every usage check, before anything starts.
         resolved = None
         if mode in ("docker", "native"):

@@ -60,16 +60,28 @@ class EngineService:
             raise UsageError("--image applies to docker mode")
         return self._admins[chosen].setup(spec, image=image, progress=progress)
 
-    def instances(self, engine: str | None = None) -> list[tuple[Mode, EngineInstance]]:
+    def instances(
+        self, engine: str | None = None
+    ) -> tuple[list[tuple[Mode, EngineInstance]], dict[Mode, str]]:
+        """The instances of every mode, and why a mode could not be asked (Docker down)."""
         if engine is not None:
             self.spec(engine)
-        found = []
+        found: list[tuple[Mode, EngineInstance]] = []
+        problems: dict[Mode, str] = {}
         for mode, admin in self._admins.items():
-            found += [(mode, i) for i in admin.instances() if engine in (None, i.engine)]
-        return found
+            try:
+                found += [(mode, i) for i in admin.instances() if engine in (None, i.engine)]
+            except KittError as exc:  # one mode down must not hide the other's leftovers
+                problems[mode] = str(exc)
+        return found, problems
 
-    def cleanup(self) -> list[str]:
+    def cleanup(self) -> tuple[list[str], dict[Mode, str]]:
+        """What was removed in every mode, and why a mode could not be cleaned up."""
         removed: list[str] = []
-        for admin in self._admins.values():
-            removed += admin.cleanup()
-        return removed
+        problems: dict[Mode, str] = {}
+        for mode, admin in self._admins.items():
+            try:
+                removed += admin.cleanup()
+            except KittError as exc:
+                problems[mode] = str(exc)
+        return removed, problems

@@ -59,3 +59,14 @@ def test_status_and_cleanup_cover_both_modes():
     cleaned = invoke(container, "cleanup")
     assert cleaned.exit_code == 0 and "removed 2 leftovers" in cleaned.output
     assert docker.running == [] and native.running == []
+
+
+def test_with_docker_down_native_leftovers_are_still_listed_and_removed():
+    container, _, native = world(docker_problem="Docker is not running")
+    native.running.append(FakeInstance("llama-cpp", "run-2", "pid 4242"))
+    status = invoke(container, "status")
+    assert "pid 4242" in status.output
+    assert status.exit_code == 1 and "docker mode could not be checked" in status.output
+    cleaned = invoke(container, "cleanup")
+    assert "removed 1 leftover" in cleaned.output and native.running == []
+    assert cleaned.exit_code == 1 and "Docker is not running" in cleaned.output

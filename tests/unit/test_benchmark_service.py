@@ -46,7 +46,8 @@ def write_suite(tmp_path: Path, text: str = SUITE) -> str:
 
 class World:
     def __init__(self, tmp_path: Path, *, engine: FakeEngine | None = None,
-                 client: FakeInferenceClient | None = None) -> None:
+                 client: FakeInferenceClient | None = None,
+                 admins: dict[str, object] | None = None) -> None:
         self.tmp_path = tmp_path
         self.engine = engine or FakeEngine()
         self.factory = FakeClientFactory(client)
@@ -58,6 +59,7 @@ class World:
                      "docker": self.engine, "native": self.engine},
             catalogue=load_catalogue(),
             models=self.models,
+            admins=admins,  # type: ignore[arg-type]
             client_factory=self.factory,
             store=self.store,
             hardware=FakeHardwareProbe(),
@@ -293,3 +295,12 @@ def test_a_missing_model_path_stops_before_anything_starts(tmp_path):
     with pytest.raises(EngineError, match="does not exist"):
         world.run(engine="llama-cpp", model="./nope.gguf")
     assert world.engine.started == [] and world.store.runs == {}
+
+
+def test_a_native_engine_that_is_not_installed_is_named_before_the_model_is_fetched(tmp_path):
+    from tests.fakes import FakeEngineAdmin
+
+    world = World(tmp_path, admins={"native": FakeEngineAdmin("native")})
+    with pytest.raises(EngineError, match="kitt engines setup vllm --mode native"):
+        world.run(engine="vllm", mode="native", model="smollm2-135m")
+    assert world.models.resolved == [] and world.engine.started == []
