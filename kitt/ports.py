@@ -17,6 +17,7 @@ from kitt.domain.engine import EngineLaunch, ResolvedModel
 from kitt.domain.hardware import HardwareInfo
 from kitt.domain.records import RequestRecord, StreamResult
 from kitt.domain.results import EngineInfo, RunConfig, RunMetrics
+from kitt.domain.telemetry import TelemetryCapture
 from kitt.domain.workload import PromptRequest
 
 
@@ -142,6 +143,24 @@ class InferenceClientFactory(Protocol):
         request_timeout_s: float,
         api_key: str | None = None,
     ) -> InferenceClient: ...
+
+
+class TelemetrySampler(Protocol):
+    """Samples GPUs in the background (its own thread: never on the event loop that times
+    requests) between start() and stop()."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> TelemetryCapture:
+        """Stop sampling (promptly, also when the run is being interrupted) and return what
+        was collected."""
+        ...
+
+
+class TelemetrySource(Protocol):
+    def sampler(self, interval_s: float) -> TelemetrySampler | None:
+        """A sampler of the GPUs the engine can see; None when there is no GPU to sample."""
+        ...
 
 
 class HardwareProbe(Protocol):
